@@ -1,0 +1,3 @@
+from partner_agency.agency import main
+
+main()

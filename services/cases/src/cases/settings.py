@@ -1,0 +1,11 @@
+from knotenpunkt.settings import ServiceSettings
+from pydantic import Field
+
+
+class CasesSettings(ServiceSettings):
+    service_name: str = Field(default="cases", description="Name used in logs and consumer groups.")
+    http_port: int = Field(default=8002, description="Port of the HTTP API.")
+    database_url: str = Field(
+        default="postgresql://cases:cases@127.0.0.1:5432/cases",
+        description="PostgreSQL DSN of cases' own database.",
+    )

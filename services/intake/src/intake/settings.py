@@ -1,0 +1,11 @@
+from knotenpunkt.settings import ServiceSettings
+from pydantic import Field
+
+
+class IntakeSettings(ServiceSettings):
+    service_name: str = Field(default="intake", description="Name used in logs and consumer groups.")
+    http_port: int = Field(default=8001, description="Port of the HTTP API.")
+    database_url: str = Field(
+        default="postgresql://intake:intake@127.0.0.1:5432/intake",
+        description="PostgreSQL DSN of intake's own database.",
+    )

@@ -1,0 +1,208 @@
+"""HTTP mechanisms every service shares: field-level errors, correlation ids, idempotent POSTs,
+health and readiness."""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from knotenpunkt.db import Database
+from knotenpunkt.i18n import message, negotiate
+from knotenpunkt.logging import get_logger
+
+CORRELATION_HEADER = "X-Correlation-ID"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+_correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
+log = get_logger("knotenpunkt.http")
+
+
+def current_correlation_id() -> str:
+    """The correlation id of the request being handled (a fresh one outside a request)."""
+    return _correlation_id.get() or str(uuid.uuid4())
+
+
+class ApiError(Exception):
+    """A clear 4xx answer: a message code from the catalogue and, optionally, field errors."""
+
+    def __init__(
+        self,
+        status_code: int,
+        code: str,
+        fields: list[tuple[str, str, dict[str, Any]]] | None = None,
+        **params: Any,
+    ) -> None:
+        super().__init__(code)
+        self.status_code = status_code
+        self.code = code
+        self.params = params
+        # (field path, message code, message params)
+        self.fields = fields or []
+
+
+def not_found(what_de: str, what_en: str) -> ApiError:
+    return ApiError(404, "not_found", what={"de": what_de, "en": what_en})
+
+
+class CorrelationIdMiddleware:
+    """Takes X-Correlation-ID from the request (or makes one), binds it to every log line and to
+    every event the request causes, and returns it in the response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(CORRELATION_HEADER.lower().encode(), b"").decode()
+        correlation_id = incoming if _valid_correlation_id(incoming) else str(uuid.uuid4())
+        token = _correlation_id.set(correlation_id)
+
+        async def send_with_header(event: Message) -> None:
+            if event["type"] == "http.response.start":
+                event.setdefault("headers", []).append((CORRELATION_HEADER.lower().encode(), correlation_id.encode()))
+            await send(event)
+
+        try:
+            with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
+                await self.app(scope, receive, send_with_header)
+        finally:
+            _correlation_id.reset(token)
+
+
+def _valid_correlation_id(value: str) -> bool:
+    return 0 < len(value) <= 100 and all(c.isalnum() or c in "-_.:" for c in value)
+
+
+def _language(request: Request) -> str:
+    return negotiate(request.headers.get("accept-language"))
+
+
+def error_body(language: str, code: str, fields: list[dict[str, str]] | None = None, **params: Any) -> dict[str, Any]:
+    resolved = {
+        key: value.get(language, value.get("de")) if isinstance(value, dict) else value for key, value in params.items()
+    }
+    body: dict[str, Any] = {"code": code, "message": message(code, language, **resolved)}
+    if fields:
+        body["errors"] = fields
+    body["correlation_id"] = current_correlation_id()
+    return body
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def on_validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        language = _language(request)
+        fields = []
+        for item in error.errors():
+            # The field path without FastAPI's location prefix ("body", "query", ...). A request
+            # that is not JSON at all concerns the whole body.
+            location = [str(part) for part in item.get("loc", ())[1:]] if item.get("type") != "json_invalid" else []
+            context = {
+                key: value for key, value in (item.get("ctx") or {}).items() if isinstance(value, str | int | float)
+            }
+            error_type = item.get("type", "invalid")
+            # A domain validator names its message code in the ValueError text ("code:...").
+            if error_type == "value_error" and isinstance(item.get("ctx", {}).get("error"), ValueError):
+                text = str(item["ctx"]["error"])
+                if text.startswith("code:"):
+                    error_type = text[len("code:") :]
+            fields.append(
+                {
+                    "field": ".".join(location) or "body",
+                    "code": error_type,
+                    "message": message(error_type, language, **context),
+                }
+            )
+        return JSONResponse(status_code=422, content=error_body(language, "validation_failed", fields))
+
+    @app.exception_handler(ApiError)
+    async def on_api_error(request: Request, error: ApiError) -> JSONResponse:
+        language = _language(request)
+        fields = [
+            {"field": field, "code": code, "message": message(code, language, **params)}
+            for field, code, params in error.fields
+        ]
+        return JSONResponse(
+            status_code=error.status_code,
+            content=error_body(language, error.code, fields or None, **error.params),
+        )
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
+        # Logged with the traceback for operators; the client sees no internals.
+        log.exception("unhandled error", path=request.url.path)
+        status = 503 if isinstance(error, OSError | asyncpg.PostgresConnectionError) else 500
+        return JSONResponse(status_code=status, content=error_body(_language(request), "internal_error"))
+
+
+Action = Callable[[asyncpg.Connection], Awaitable[tuple[int, Any]]]
+
+
+async def idempotent(
+    database: Database,
+    request: Request,
+    scope: str,
+    payload: Any,
+    action: Action,
+) -> JSONResponse:
+    """Run `action` in one transaction; with an Idempotency-Key, store its answer and repeat it.
+
+    A second request with the same key and the same body gets the stored answer and causes
+    nothing; the same key with another body is refused (422). A request that failed stored
+    nothing (its transaction rolled back), so it may be retried with the same key.
+    """
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    request_hash = hashlib.sha256(json.dumps(jsonable_encoder(payload), sort_keys=True).encode()).hexdigest()
+    async with database.transaction() as connection:
+        if key:
+            if len(key) > 200:
+                raise ApiError(
+                    422, "validation_failed", fields=[(IDEMPOTENCY_HEADER, "string_too_long", {"max_length": 200})]
+                )
+            first = await connection.fetchval(
+                "INSERT INTO idempotency_keys (scope, idempotency_key, request_hash) VALUES ($1, $2, $3) "
+                "ON CONFLICT DO NOTHING RETURNING true",
+                scope,
+                key,
+                request_hash,
+            )
+            if not first:
+                stored = await connection.fetchrow(
+                    "SELECT request_hash, status_code, response_body FROM idempotency_keys "
+                    "WHERE scope = $1 AND idempotency_key = $2",
+                    scope,
+                    key,
+                )
+                if stored["request_hash"] != request_hash:
+                    raise ApiError(422, "idempotency_key_reused")
+                return JSONResponse(
+                    status_code=stored["status_code"],
+                    content=stored["response_body"],
+                    headers={"Idempotent-Replayed": "true"},
+                )
+        status_code, body = await action(connection)
+        content = jsonable_encoder(body)
+        if key:
+            await connection.execute(
+                "UPDATE idempotency_keys SET status_code = $3, response_body = $4 "
+                "WHERE scope = $1 AND idempotency_key = $2",
+                scope,
+                key,
+                status_code,
+                content,
+            )
+    return JSONResponse(status_code=status_code, content=content)

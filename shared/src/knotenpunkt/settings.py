@@ -1,0 +1,44 @@
+"""Configuration through environment variables only, each with a safe default for local runs.
+
+Every service's settings class derives from ServiceSettings; the variables are `KP_<FIELD>`
+(for example KP_DATABASE_URL). docs/operations.md lists them, and a test checks that the
+compose file sets exactly the variables a service's settings class knows.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "KP_"
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    service_name: str = Field(description="Name used in logs, consumer groups and ce_source.")
+    http_host: str = Field(default="127.0.0.1", description="Interface the HTTP API binds to (0.0.0.0 in containers).")
+    http_port: int = Field(default=8000, description="Port of the HTTP API.")
+    database_url: str = Field(
+        default="postgresql://knotenpunkt:knotenpunkt@127.0.0.1:5432/knotenpunkt",
+        description="PostgreSQL DSN of this service's own database.",
+    )
+    db_pool_min_size: int = Field(default=1, description="Smallest asyncpg pool size.")
+    db_pool_max_size: int = Field(default=10, description="Largest asyncpg pool size.")
+    kafka_bootstrap: str = Field(default="127.0.0.1:9092", description="Kafka bootstrap servers, comma separated.")
+    topic_partitions: int = Field(default=3, description="Partitions for event topics this service creates if missing.")
+    log_level: str = Field(default="INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
+    log_json: bool | None = Field(default=None, description="JSON logs; unset means JSON unless stdout is a terminal.")
+    outbox_poll_interval_s: float = Field(
+        default=0.5,
+        description="Longest wait of the outbox relay between polls (a NOTIFY wakes it sooner).",
+    )
+    outbox_batch_size: int = Field(default=500, description="Outbox rows published per round.")
+    consumer_max_attempts: int = Field(
+        default=5,
+        description="Attempts for a transient failure (database down) before dead-lettering.",
+    )
+    consumer_backoff_initial_s: float = Field(
+        default=0.5, description="First retry delay of a consumer; doubles up to the maximum."
+    )
+    consumer_backoff_max_s: float = Field(default=10.0, description="Longest retry delay.")

@@ -1,0 +1,1 @@
+"""Test support written once for every service: real infrastructure, unique names, polling."""
