@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from knotenpunkt.envelope import Envelope
 from knotenpunkt.kafka import ensure_topics
@@ -53,13 +54,10 @@ async def publish(bootstrap: str, topic: str, messages: list[Envelope | tuple[by
 
 async def committed_total(bootstrap: str, group_id: str, topic: str) -> int:
     """Sum of the group's committed offsets over the topic's partitions (0 where none)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False)
-    await consumer.start()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        total = 0
-        for tp in partitions:
-            total += await consumer.committed(tp) or 0
-        return total
+        offsets = await admin.list_consumer_group_offsets(group_id)
+        return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
     finally:
-        await consumer.stop()
+        await admin.close()
