@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
 from knotenpunkt import migrations
 from knotenpunkt.localinfra import InfraError, LocalKafka, LocalPostgres, port_in_use
 from knotenpunkt.localinfra.ports import tail

@@ -33,22 +33,41 @@ def examples() -> list[Event]:
     case_id, referral_id = uuid.uuid4(), uuid.uuid4()
     return [
         ClientRegistered(
-            client_id=CLIENT, registered_at=NOW, age_band=AgeBand.AGE_18_26, service_line=ServiceLine.JMD,
+            client_id=CLIENT,
+            registered_at=NOW,
+            age_band=AgeBand.AGE_18_26,
+            service_line=ServiceLine.JMD,
             office_id="rsc-hamborn",
         ),
-        CaseOpened(client_id=CLIENT, case_id=case_id, service_line=ServiceLine.JMD, office_id="rsc-hamborn", opened_at=NOW),
+        CaseOpened(
+            client_id=CLIENT, case_id=case_id, service_line=ServiceLine.JMD, office_id="rsc-hamborn", opened_at=NOW
+        ),
         ConsultationRecorded(
-            client_id=CLIENT, consultation_id=uuid.uuid4(), case_id=case_id, service_line=ServiceLine.JMD,
-            office_id="rsc-hamborn", held_on=date(2026, 11, 19), duration_minutes=45, topics=("work", "housing"),
+            client_id=CLIENT,
+            consultation_id=uuid.uuid4(),
+            case_id=case_id,
+            service_line=ServiceLine.JMD,
+            office_id="rsc-hamborn",
+            held_on=date(2026, 11, 19),
+            duration_minutes=45,
+            topics=("work", "housing"),
             family_members_counselled=2,
         ),
         ReferralSent(
-            client_id=CLIENT, referral_id=referral_id, case_id=case_id, agency_id="jobcenter-duisburg",
-            topic_code="work", office_id="rsc-hamborn", sent_at=NOW,
+            client_id=CLIENT,
+            referral_id=referral_id,
+            case_id=case_id,
+            agency_id="jobcenter-duisburg",
+            topic_code="work",
+            office_id="rsc-hamborn",
+            sent_at=NOW,
         ),
         ReferralAccepted(client_id=CLIENT, referral_id=referral_id, agency_id="jobcenter-duisburg", accepted_at=NOW),
         ReferralDeclined(
-            client_id=CLIENT, referral_id=referral_id, agency_id="jobcenter-duisburg", declined_at=NOW,
+            client_id=CLIENT,
+            referral_id=referral_id,
+            agency_id="jobcenter-duisburg",
+            declined_at=NOW,
             reason=DeclineReason.NO_CAPACITY,
         ),
     ]
@@ -74,7 +93,9 @@ def test_round_trip_through_the_kafka_envelope(event: Event) -> None:
 def test_headers_are_cloudevents_binary_mode_and_key_is_the_client_id() -> None:
     envelope = Envelope(event=examples()[0], source="knotenpunkt/intake")
     headers = dict(envelope.headers())
-    assert {"ce_id", "ce_type", "ce_source", "ce_specversion", "ce_time", "ce_subject", "correlation_id"} <= set(headers)
+    assert {"ce_id", "ce_type", "ce_source", "ce_specversion", "ce_time", "ce_subject", "correlation_id"} <= set(
+        headers
+    )
     assert headers["ce_specversion"] == b"1.0"
     assert envelope.key == str(CLIENT) == headers["ce_subject"].decode()
 

@@ -4,6 +4,7 @@ transient failures."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -25,10 +26,16 @@ from knotenpunkt.testing.kafka import committed_total, create_topic, publish, re
 pytestmark = pytest.mark.integration
 
 
+FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff_s=0.05, max_backoff_s=0.2)
+
+
 def registered() -> Envelope:
     event = ClientRegistered(
-        client_id=uuid.uuid4(), registered_at=datetime.now(UTC), age_band=AgeBand.AGE_27_44,
-        service_line=ServiceLine.MBE, office_id="rsc-rheinhausen",
+        client_id=uuid.uuid4(),
+        registered_at=datetime.now(UTC),
+        age_band=AgeBand.AGE_27_44,
+        service_line=ServiceLine.MBE,
+        office_id="rsc-rheinhausen",
     )
     return Envelope(event=event, source="test")
 
@@ -53,7 +60,7 @@ async def consuming(
     group: str,
     dead_letter_topic: str,
     handler: EventHandler = record_effect,
-    retry: RetryPolicy = RetryPolicy(max_attempts=3, initial_backoff_s=0.05, max_backoff_s=0.2),
+    retry: RetryPolicy = FAST_RETRY,
 ) -> AsyncIterator[None]:
     producer = Producer(infra.kafka_bootstrap, "test-dlq")
     await producer.start()
@@ -92,7 +99,11 @@ async def test_a_malformed_message_is_dead_lettered_and_the_consumer_goes_on(inf
     dead_letters = await create_topic(infra.kafka_bootstrap, unique("dlq"), partitions=1)
     group = unique("group")
     valid = registered()
-    not_json = (b"k1", b"{this is not json", [("ce_type", ClientRegistered.event_type.encode()), ("ce_id", str(uuid.uuid4()).encode())])
+    not_json = (
+        b"k1",
+        b"{this is not json",
+        [("ce_type", ClientRegistered.event_type.encode()), ("ce_id", str(uuid.uuid4()).encode())],
+    )
     unknown = (b"k2", b"{}", [("ce_type", b"knotenpunkt.nobody.Knows.v1"), ("ce_id", str(uuid.uuid4()).encode())])
     await publish(infra.kafka_bootstrap, topic, [not_json, unknown, valid])
 
@@ -105,7 +116,11 @@ async def test_a_malformed_message_is_dead_lettered_and_the_consumer_goes_on(inf
     first, second = (dict(record.headers) for record in dead)
     assert b"not valid JSON" in first["dlq_reason"]
     assert b"unknown event type" in second["dlq_reason"]
-    assert (first["dlq_origin_topic"], first["dlq_origin_partition"], first["dlq_origin_offset"]) == (topic.encode(), b"0", b"0")
+    assert (first["dlq_origin_topic"], first["dlq_origin_partition"], first["dlq_origin_offset"]) == (
+        topic.encode(),
+        b"0",
+        b"0",
+    )
     assert second["dlq_origin_offset"] == b"1"
     assert first["dlq_consumer_group"] == group.encode()
     assert first["ce_type"] == ClientRegistered.event_type.encode()  # original headers kept for replay
@@ -153,7 +168,7 @@ async def test_transient_failures_are_retried_with_backoff_then_applied_once(inf
 
     assert await count_rows(effects_db, "SELECT count(*) FROM effects") == 1
     assert len(attempts) == 3
-    gaps = [later - earlier for earlier, later in zip(attempts, attempts[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(attempts)]
     assert gaps[0] >= 0.2 and gaps[1] >= 0.4, f"no backoff between attempts: {gaps}"
 
 

@@ -20,7 +20,10 @@ pytestmark = pytest.mark.integration
 
 def case_opened(client_id: uuid.UUID) -> Envelope:
     event = CaseOpened(
-        client_id=client_id, case_id=uuid.uuid4(), service_line=ServiceLine.MBE, office_id="rsc-hochfeld",
+        client_id=client_id,
+        case_id=uuid.uuid4(),
+        service_line=ServiceLine.MBE,
+        office_id="rsc-hochfeld",
         opened_at=datetime.now(UTC),
     )
     return Envelope(event=event, source="test")

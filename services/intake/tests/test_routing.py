@@ -35,8 +35,15 @@ def test_turning_27_moves_the_routing_from_jmd_to_mbe() -> None:
 
 @pytest.mark.parametrize(
     ("age", "band"),
-    [(12, AgeBand.AGE_12_17), (17, AgeBand.AGE_12_17), (18, AgeBand.AGE_18_26), (26, AgeBand.AGE_18_26),
-     (27, AgeBand.AGE_27_44), (45, AgeBand.AGE_45_64), (65, AgeBand.AGE_65_PLUS)],
+    [
+        (12, AgeBand.AGE_12_17),
+        (17, AgeBand.AGE_12_17),
+        (18, AgeBand.AGE_18_26),
+        (26, AgeBand.AGE_18_26),
+        (27, AgeBand.AGE_27_44),
+        (45, AgeBand.AGE_45_64),
+        (65, AgeBand.AGE_65_PLUS),
+    ],
 )
 def test_age_bands(age: int, band: AgeBand) -> None:
     assert age_band(age) is band

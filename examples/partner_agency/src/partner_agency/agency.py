@@ -16,6 +16,7 @@ import uuid
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
 from knotenpunkt import topics
 from knotenpunkt.envelope import Envelope, InvalidEvent, decode
 from knotenpunkt.events import DeclineReason, ReferralAccepted, ReferralDeclined, ReferralSent

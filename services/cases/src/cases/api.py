@@ -5,11 +5,11 @@ from __future__ import annotations
 from uuid import UUID
 
 from fastapi import APIRouter, Request
-from knotenpunkt.db import Database
-from knotenpunkt.http import current_correlation_id, idempotent, not_found
 
 from cases import handlers
 from cases.schemas import Case, ConsultationInput
+from knotenpunkt.db import Database
+from knotenpunkt.http import current_correlation_id, idempotent, not_found
 
 _CASE_COLUMNS = (
     "SELECT c.case_id, c.client_id, c.service_line, c.office_id, c.status, c.opened_at, "

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
-from knotenpunkt import topics
-from knotenpunkt.events import ClientRegistered
-from knotenpunkt.service import ServiceRuntime
 
 from cases import handlers
 from cases.api import build_router
 from cases.settings import CasesSettings
+from knotenpunkt import topics
+from knotenpunkt.events import ClientRegistered
+from knotenpunkt.service import ServiceRuntime
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

@@ -8,13 +8,13 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+
+from cases.schemas import ConsultationInput
 from knotenpunkt.envelope import Envelope
 from knotenpunkt.events import CaseOpened, ClientRegistered, ConsultationRecorded
 from knotenpunkt.http import ApiError, not_found
 from knotenpunkt.logging import get_logger
 from knotenpunkt.outbox import add_to_outbox
-
-from cases.schemas import ConsultationInput
 
 SOURCE = "knotenpunkt/cases"
 log = get_logger("cases")

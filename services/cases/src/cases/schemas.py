@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import date
 
-from knotenpunkt.i18n import register_messages
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from knotenpunkt.i18n import register_messages
 
 register_messages(
     {

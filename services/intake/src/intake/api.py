@@ -5,11 +5,11 @@ from __future__ import annotations
 from uuid import UUID
 
 from fastapi import APIRouter, Request
-from knotenpunkt.db import Database
-from knotenpunkt.http import current_correlation_id, idempotent, not_found
 
 from intake import handlers
 from intake.schemas import Client, Registered, Registration
+from knotenpunkt.db import Database
+from knotenpunkt.http import current_correlation_id, idempotent, not_found
 
 
 def build_router(database: Database) -> APIRouter:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
-from knotenpunkt import topics
-from knotenpunkt.service import ServiceRuntime
 
 from intake.api import build_router
 from intake.settings import IntakeSettings
+from knotenpunkt import topics
+from knotenpunkt.service import ServiceRuntime
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

@@ -7,14 +7,14 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import asyncpg
+
+from intake.domain import age_band, age_on, route
+from intake.schemas import Registration
 from knotenpunkt.envelope import Envelope
 from knotenpunkt.events import ClientRegistered
 from knotenpunkt.http import ApiError
 from knotenpunkt.logging import get_logger
 from knotenpunkt.outbox import add_to_outbox
-
-from intake.domain import age_band, age_on, route
-from intake.schemas import Registration
 
 SOURCE = "knotenpunkt/intake"
 log = get_logger("intake")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import date
 
-from knotenpunkt.i18n import register_messages
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from intake.domain import MINIMUM_AGE, age_on
+from knotenpunkt.i18n import register_messages
 
 register_messages(
     {

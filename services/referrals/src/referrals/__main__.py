@@ -1,5 +1,4 @@
 from knotenpunkt.service import serve
-
 from referrals.app import create_app
 from referrals.settings import ReferralsSettings
 

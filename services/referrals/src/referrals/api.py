@@ -3,9 +3,9 @@ from __future__ import annotations
 from uuid import UUID
 
 from fastapi import APIRouter, Request
+
 from knotenpunkt.db import Database
 from knotenpunkt.http import current_correlation_id, idempotent
-
 from referrals import handlers
 from referrals.schemas import Referral, ReferralInput
 

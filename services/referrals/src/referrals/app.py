@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
+
 from knotenpunkt import topics
 from knotenpunkt.events import CaseOpened, ReferralAccepted, ReferralDeclined
 from knotenpunkt.service import ServiceRuntime
-
 from referrals import handlers
 from referrals.api import build_router
 from referrals.settings import ReferralsSettings

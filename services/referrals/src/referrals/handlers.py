@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+
 from knotenpunkt import topics
 from knotenpunkt.consumer import Rejected
 from knotenpunkt.envelope import Envelope
@@ -15,7 +16,6 @@ from knotenpunkt.events import CaseOpened, ReferralAccepted, ReferralDeclined, R
 from knotenpunkt.http import ApiError, not_found
 from knotenpunkt.logging import get_logger
 from knotenpunkt.outbox import add_to_outbox
-
 from referrals.domain import Status, can_move
 from referrals.schemas import ReferralInput
 

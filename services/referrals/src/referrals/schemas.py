@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from knotenpunkt.i18n import register_messages
 from pydantic import BaseModel, ConfigDict, Field
+
+from knotenpunkt.i18n import register_messages
 
 register_messages(
     {

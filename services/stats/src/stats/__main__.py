@@ -1,5 +1,4 @@
 from knotenpunkt.service import serve
-
 from stats.app import create_app
 from stats.settings import StatsSettings
 

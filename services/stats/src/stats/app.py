@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
+
 from knotenpunkt import topics
 from knotenpunkt.events import (
     CaseOpened,
@@ -15,7 +16,6 @@ from knotenpunkt.events import (
     ReferralSent,
 )
 from knotenpunkt.service import ServiceRuntime
-
 from stats import projections
 from stats.api import build_router
 from stats.settings import StatsSettings

@@ -1,5 +1,6 @@
-from knotenpunkt.settings import ServiceSettings
 from pydantic import Field
+
+from knotenpunkt.settings import ServiceSettings
 
 
 class StatsSettings(ServiceSettings):

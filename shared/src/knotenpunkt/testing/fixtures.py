@@ -72,4 +72,3 @@ async def eventually(check: Callable[[], Awaitable[T]], timeout_s: float = 30, i
 async def count_rows(database: Database, sql: str, *args: object) -> int:
     async with database.connection() as connection:
         return int(await connection.fetchval(sql, *args))
-

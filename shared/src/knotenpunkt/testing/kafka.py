@@ -22,7 +22,7 @@ async def read_topic(bootstrap: str, topic: str) -> list[ConsumerRecord]:
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         if not partitions:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - fresh topic, stale metadata
+            await consumer._client.force_metadata_update()
             partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)

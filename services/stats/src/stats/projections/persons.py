@@ -1,4 +1,5 @@
 import asyncpg
+
 from knotenpunkt.envelope import Envelope
 from knotenpunkt.events import ClientRegistered
 

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from knotenpunkt.localinfra import free_port
+from knotenpunkt.testing.fixtures import unique
+from tools.stack import SERVICES, Stack
+
+
+@pytest.fixture(scope="session")
+def stack(infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The four services and the example partner as real processes on the real infrastructure."""
+    state: Path = tmp_path_factory.mktemp("stack")
+    running = Stack(
+        state,
+        service_ports={name: free_port() for name in SERVICES},
+        external_kafka_bootstrap=infra.kafka_bootstrap,
+        external_postgres_admin_dsn=infra.postgres_admin_dsn,
+        database_prefix=unique("e2e") + "_",
+        extra_env={"KP_OUTBOX_POLL_INTERVAL_S": "0.2"},
+    )
+    running.start()
+    yield running
+    running.stop()
