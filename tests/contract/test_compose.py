@@ -14,10 +14,11 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from pydantic import TypeAdapter, ValidationError
+
 from cases.settings import CasesSettings
 from intake.settings import IntakeSettings
 from knotenpunkt.settings import ENV_PREFIX, ServiceSettings
-from pydantic import TypeAdapter, ValidationError
 from referrals.settings import ReferralsSettings
 from stats.settings import StatsSettings
 
