@@ -2,12 +2,13 @@
 SHELL := /bin/bash
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := python3
-UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+# `python3 -m uv`: works right after bootstrap installed uv, whatever PATH or pyenv shims say.
+UV := python3 -m uv
 
-.PHONY: up down test lint format install infra-check bench clean-state
+.PHONY: up down test lint format install clean-state
 
 install:
-	@command -v uv >/dev/null 2>&1 || [ -x "$(HOME)/.local/bin/uv" ] || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet --break-system-packages uv
+	@bash tools/bootstrap.sh
 	@$(UV) sync --locked --quiet
 
 ## Start Kafka, PostgreSQL, the four services and the example partner; Ctrl-C stops them.
