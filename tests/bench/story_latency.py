@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from knotenpunkt.localinfra import free_port
+from knotenpunkt.localinfra import free_ports
 from knotenpunkt.testing.infrastructure import infrastructure
 from tools.stack import SERVICES, Stack
 
@@ -51,7 +51,7 @@ def main() -> None:
     with infrastructure() as infra, tempfile.TemporaryDirectory() as state:
         stack = Stack(
             Path(state),
-            service_ports={name: free_port() for name in SERVICES},
+            service_ports=dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True)),
             external_kafka_bootstrap=infra.kafka_bootstrap,
             external_postgres_admin_dsn=infra.postgres_admin_dsn,
             partner_agencies=(),

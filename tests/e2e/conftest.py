@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from knotenpunkt.localinfra import free_port
+from knotenpunkt.localinfra import free_ports
 from knotenpunkt.testing.fixtures import unique
 from tools.stack import SERVICES, Stack
 
@@ -16,7 +16,7 @@ def stack(infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     state: Path = tmp_path_factory.mktemp("stack")
     running = Stack(
         state,
-        service_ports={name: free_port() for name in SERVICES},
+        service_ports=dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True)),
         external_kafka_bootstrap=infra.kafka_bootstrap,
         external_postgres_admin_dsn=infra.postgres_admin_dsn,
         database_prefix=unique("e2e") + "_",

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from knotenpunkt.localinfra import LocalKafka, LocalPostgres, free_port
+from knotenpunkt.localinfra import InfraError, LocalKafka, LocalPostgres, free_ports
 
 
 @dataclass(frozen=True)
@@ -51,19 +51,30 @@ def _from_testcontainers() -> Iterator[Infrastructure]:
 
 
 @contextlib.contextmanager
-def _started_locally() -> Iterator[Infrastructure]:
-    state = Path(tempfile.mkdtemp(prefix="knotenpunkt-test-"))
-    os.chmod(state, 0o755)  # the PostgreSQL server user must reach its data folder
-    kafka = LocalKafka(state / "kafka", port=free_port(), controller_port=free_port())
-    postgres = LocalPostgres(state / "postgres" / "data", port=free_port())
-    try:
-        postgres.start()
-        kafka.start()
-        yield Infrastructure(kafka.bootstrap, postgres.admin_dsn, "local processes")
-    finally:
-        kafka.stop()
-        postgres.stop()
-        shutil.rmtree(state, ignore_errors=True)
+def _started_locally(attempts: int = 2) -> Iterator[Infrastructure]:
+    for attempt in range(1, attempts + 1):
+        state = Path(tempfile.mkdtemp(prefix="knotenpunkt-test-"))
+        os.chmod(state, 0o755)  # the PostgreSQL server user must reach its data folder
+        kafka_port, controller_port, postgres_port = free_ports(3)
+        kafka = LocalKafka(state / "kafka", port=kafka_port, controller_port=controller_port)
+        postgres = LocalPostgres(state / "postgres" / "data", port=postgres_port)
+        try:
+            try:
+                postgres.start()
+                kafka.start()
+            except InfraError as error:
+                # A port taken between choosing and binding it is worth one more try; the
+                # second failure is final and fails the tests with the reason.
+                if attempt == attempts:
+                    raise
+                print(f"local infrastructure did not start ({error}); trying again on other ports")
+                continue
+            yield Infrastructure(kafka.bootstrap, postgres.admin_dsn, "local processes")
+            return
+        finally:
+            kafka.stop()
+            postgres.stop()
+            shutil.rmtree(state, ignore_errors=True)
 
 
 @contextlib.contextmanager
