@@ -13,15 +13,38 @@ from knotenpunkt import topics
 from knotenpunkt.envelope import Envelope, InvalidEvent, decode
 from knotenpunkt.events import (
     AgeBand,
+    AgencyKind,
+    CaseAssigned,
+    CaseClosed,
     CaseOpened,
+    CaseReopened,
+    CaseTransferred,
     ClientRegistered,
+    ClientsMerged,
+    ClientUpdated,
+    CompletionOutcome,
+    ConsentExpired,
+    ConsentGiven,
+    ConsentPurpose,
+    ConsentWithdrawn,
     ConsultationRecorded,
+    DataCategory,
     DeclineReason,
     Event,
+    GoalStatus,
+    PlanGoalSet,
+    PlanGoalStatusChanged,
     ReferralAccepted,
+    ReferralCompleted,
     ReferralDeclined,
+    ReferralExpired,
+    ReferralReminderSent,
     ReferralSent,
+    ReferralWithdrawn,
     ServiceLine,
+    ServiceLineHandoverDue,
+    SharedPersonData,
+    UnmetNeedRecorded,
     all_event_models,
 )
 
@@ -30,8 +53,62 @@ CLIENT = uuid.uuid4()
 
 
 def examples() -> list[Event]:
-    case_id, referral_id = uuid.uuid4(), uuid.uuid4()
+    case_id, referral_id, consent_id, goal_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    consent = {
+        "client_id": CLIENT,
+        "consent_id": consent_id,
+        "purpose": ConsentPurpose.SHARING,
+        "agency_kind": AgencyKind.JOBCENTER,
+        "data_categories": (DataCategory.NAME, DataCategory.TOPIC),
+    }
+    agency = {"client_id": CLIENT, "referral_id": referral_id, "agency_id": "jobcenter-duisburg"}
     return [
+        ClientUpdated(client_id=CLIENT, updated_at=NOW, changed=("district",), district="Hamborn"),
+        ClientsMerged(client_id=CLIENT, merged_client_id=uuid.uuid4(), merged_at=NOW),
+        ServiceLineHandoverDue(
+            client_id=CLIENT,
+            from_service_line=ServiceLine.JMD,
+            to_service_line=ServiceLine.MBE,
+            due_on=date(2026, 11, 20),
+        ),
+        ConsentGiven(**consent, text_version="2026-01", given_on=date(2026, 11, 1), valid_until=date(2027, 11, 1)),
+        ConsentWithdrawn(**consent, withdrawn_on=date(2026, 11, 20)),
+        ConsentExpired(**consent, expired_on=date(2027, 11, 2)),
+        CaseAssigned(client_id=CLIENT, case_id=case_id, case_manager_id="staff-7", assigned_at=NOW),
+        CaseTransferred(
+            client_id=CLIENT,
+            case_id=case_id,
+            from_office_id="rsc-hamborn",
+            to_office_id="rsc-hochfeld",
+            reason="moved",
+            transferred_at=NOW,
+        ),
+        CaseClosed(
+            client_id=CLIENT,
+            case_id=case_id,
+            service_line=ServiceLine.JMD,
+            office_id="rsc-hamborn",
+            reason="goals_reached",
+            closed_at=NOW,
+        ),
+        CaseReopened(client_id=CLIENT, case_id=case_id, reopened_at=NOW),
+        PlanGoalSet(client_id=CLIENT, goal_id=goal_id, case_id=case_id, topic_code="work", set_at=NOW),
+        PlanGoalStatusChanged(
+            client_id=CLIENT, goal_id=goal_id, case_id=case_id, status=GoalStatus.REACHED, changed_at=NOW
+        ),
+        ReferralCompleted(**agency, completed_at=NOW, outcome=CompletionOutcome.SUCCESSFUL),
+        ReferralWithdrawn(**agency, withdrawn_at=NOW, reason="by_case_manager"),
+        ReferralReminderSent(**agency, answer_due_on=date(2026, 12, 1), reminded_at=NOW),
+        ReferralExpired(**agency, expired_at=NOW),
+        UnmetNeedRecorded(
+            client_id=CLIENT,
+            referral_id=referral_id,
+            topic_code="housing",
+            agency_kind="sozialamt",
+            office_id="rsc-hamborn",
+            cause="no_capacity",
+            recorded_at=NOW,
+        ),
         ClientRegistered(
             client_id=CLIENT,
             registered_at=NOW,

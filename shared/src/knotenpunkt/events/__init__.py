@@ -1,27 +1,87 @@
 """Event contracts, one module per family. Importing this package registers every event."""
 
 from knotenpunkt.events.base import Event, all_event_models, event_model
-from knotenpunkt.events.cases import CaseOpened, ConsultationRecorded
-from knotenpunkt.events.common import AgeBand, ServiceLine
-from knotenpunkt.events.intake import ClientRegistered
+from knotenpunkt.events.cases import (
+    CaseAssigned,
+    CaseClosed,
+    CaseOpened,
+    CaseReopened,
+    CaseTransferred,
+    ConsultationMode,
+    ConsultationRecorded,
+    GoalStatus,
+    PlanGoalSet,
+    PlanGoalStatusChanged,
+)
+from knotenpunkt.events.common import (
+    AccessRoute,
+    AgeBand,
+    AgencyKind,
+    ConsentPurpose,
+    DataCategory,
+    Gender,
+    ServiceLine,
+)
+from knotenpunkt.events.intake import (
+    ClientRegistered,
+    ClientsMerged,
+    ClientUpdated,
+    ConsentExpired,
+    ConsentGiven,
+    ConsentWithdrawn,
+    ServiceLineHandoverDue,
+)
 from knotenpunkt.events.referrals import (
+    CompletionOutcome,
     DeclineReason,
     ReferralAccepted,
+    ReferralCompleted,
     ReferralDeclined,
+    ReferralExpired,
+    ReferralReminderSent,
     ReferralSent,
+    ReferralWithdrawn,
+    SharedPersonData,
+    UnmetNeedRecorded,
 )
 
 __all__ = [
+    "AccessRoute",
     "AgeBand",
+    "AgencyKind",
+    "CaseAssigned",
+    "CaseClosed",
     "CaseOpened",
+    "CaseReopened",
+    "CaseTransferred",
     "ClientRegistered",
+    "ClientUpdated",
+    "ClientsMerged",
+    "CompletionOutcome",
+    "ConsentExpired",
+    "ConsentGiven",
+    "ConsentPurpose",
+    "ConsentWithdrawn",
+    "ConsultationMode",
     "ConsultationRecorded",
+    "DataCategory",
     "DeclineReason",
     "Event",
+    "Gender",
+    "GoalStatus",
+    "PlanGoalSet",
+    "PlanGoalStatusChanged",
     "ReferralAccepted",
+    "ReferralCompleted",
     "ReferralDeclined",
+    "ReferralExpired",
+    "ReferralReminderSent",
     "ReferralSent",
+    "ReferralWithdrawn",
     "ServiceLine",
+    "ServiceLineHandoverDue",
+    "SharedPersonData",
+    "UnmetNeedRecorded",
     "all_event_models",
     "event_model",
 ]
