@@ -138,6 +138,7 @@ def examples() -> list[Event]:
             topic_code="work",
             office_id="rsc-hamborn",
             sent_at=NOW,
+            shared_data=SharedPersonData(categories=("name",), family_name="Yılmaz", given_name="Ayşe"),
         ),
         ReferralAccepted(client_id=CLIENT, referral_id=referral_id, agency_id="jobcenter-duisburg", accepted_at=NOW),
         ReferralDeclined(
