@@ -27,6 +27,8 @@ from knotenpunkt.localinfra.postgres import ensure_database
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = {"intake": 8001, "cases": 8002, "referrals": 8003, "stats": 8004}
 PARTNER_AGENCY = "jobcenter-duisburg"
+# The example partner services `make up` starts: agency id -> how it answers (accept/decline).
+DEFAULT_PARTNERS = {PARTNER_AGENCY: "accept"}
 
 
 @dataclass
@@ -36,7 +38,7 @@ class Stack:
     kafka_controller_port: int = 9093
     postgres_port: int = 5432
     service_ports: dict[str, int] = field(default_factory=lambda: dict(SERVICES))
-    partner_agencies: tuple[str, ...] = (PARTNER_AGENCY,)
+    partner_agencies: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_PARTNERS))
     extra_env: dict[str, str] = field(default_factory=dict)
     # Given infrastructure (tests): use it instead of starting Kafka and PostgreSQL here.
     external_kafka_bootstrap: str | None = None
@@ -73,8 +75,8 @@ class Stack:
                 self.start_service(name)
             for name in self.service_ports:
                 self.wait_ready(name)
-            for agency in self.partner_agencies:
-                self.start_partner(agency)
+            for agency, decision in self.partner_agencies.items():
+                self.start_partner(agency, decision)
         except BaseException:
             self.stop()
             raise
@@ -86,8 +88,12 @@ class Stack:
             await migrations.apply(self.dsns[name], migrations.migration_sets(name, package_dir / "migrations"))
 
     def service_env(self, name: str) -> dict[str, str]:
+        # Every service learns where the others' HTTP APIs are (KP_<NAME>_URL); a service's
+        # settings class reads the ones it needs and ignores the rest.
+        urls = {f"KP_{other.upper()}_URL": self.url(other) for other in self.service_ports}
         return {
             **os.environ,
+            **urls,
             "KP_HTTP_PORT": str(self.service_ports[name]),
             "KP_DATABASE_URL": self.dsns[name],
             "KP_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
@@ -98,10 +104,11 @@ class Stack:
     def start_service(self, name: str) -> None:
         self._spawn(name, [sys.executable, "-m", name], self.service_env(name))
 
-    def start_partner(self, agency_id: str) -> None:
+    def start_partner(self, agency_id: str, decision: str = "accept") -> None:
         env = {
             **os.environ,
             "PARTNER_AGENCY_ID": agency_id,
+            "PARTNER_DECISION": decision,
             "PARTNER_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
             **self.extra_env,
         }
@@ -182,7 +189,8 @@ def up(state_dir: Path) -> int:
         )
     print(f"\n  Kafka bootstrap   {stack.kafka.bootstrap}")
     print(f"  PostgreSQL        127.0.0.1:{stack.postgres.port} (one database and role per service)")
-    print(f"  partner example   {', '.join(stack.partner_agencies)} answers its referrals")
+    partners = ", ".join(f"{agency} ({decision})" for agency, decision in stack.partner_agencies.items())
+    print(f"  partner example   {partners} answers its referrals")
     print(f"  logs              {stack.logs}/ (and {stack.kafka.log_file}, {stack.postgres.log_file})")
     print("\nCtrl-C or `make down` stops everything; the next `make up` keeps the data.\n", flush=True)
     try:

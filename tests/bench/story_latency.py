@@ -54,7 +54,7 @@ def main() -> None:
             service_ports=dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True)),
             external_kafka_bootstrap=infra.kafka_bootstrap,
             external_postgres_admin_dsn=infra.postgres_admin_dsn,
-            partner_agencies=(),
+            partner_agencies={},
         )
         stack.start()
         try:
