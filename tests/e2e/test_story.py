@@ -15,6 +15,7 @@ from knotenpunkt.envelope import decode
 from knotenpunkt.events import CaseOpened, ClientRegistered, ConsultationRecorded, ReferralAccepted, ReferralSent
 from knotenpunkt.testing.fixtures import eventually
 from knotenpunkt.testing.kafka import publish, read_topic
+from tests.e2e.support import settled
 from tools.stack import PARTNER_AGENCY, Stack
 
 pytestmark = pytest.mark.e2e
@@ -32,6 +33,8 @@ async def events_about(stack: Stack, topic: str, client_id: str) -> list:
 
 async def test_one_persons_story_end_to_end(stack: Stack) -> None:
     async with httpx.AsyncClient(timeout=10) as http:
+        # Earlier tests' events may still be travelling; figures are compared once all is quiet.
+        await eventually(lambda: settled(stack))
         before = (await http.get(f"{stack.url('stats')}/figures")).json()
         correlation_id = f"story-{uuid.uuid4()}"
         registration = {

@@ -42,12 +42,15 @@ class ApiError(Exception):
         status_code: int,
         code: str,
         fields: list[tuple[str, str, dict[str, Any]]] | None = None,
+        details: dict[str, Any] | None = None,
         **params: Any,
     ) -> None:
         super().__init__(code)
         self.status_code = status_code
         self.code = code
         self.params = params
+        # Extra keys of the answer (e.g. the candidates of a duplicate warning).
+        self.details = details or {}
         # (field path, message code, message params)
         self.fields = fields or []
 
@@ -136,10 +139,9 @@ def install_error_handlers(app: FastAPI) -> None:
             {"field": field, "code": code, "message": message(code, language, **params)}
             for field, code, params in error.fields
         ]
-        return JSONResponse(
-            status_code=error.status_code,
-            content=error_body(language, error.code, fields or None, **error.params),
-        )
+        body = error_body(language, error.code, fields or None, **error.params)
+        body.update(jsonable_encoder(error.details))
+        return JSONResponse(status_code=error.status_code, content=body)
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, error: Exception) -> JSONResponse:

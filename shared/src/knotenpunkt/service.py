@@ -58,6 +58,7 @@ class ServiceRuntime:
         self.dead_letters = DeadLetterPublisher(self.producer, self.group_id)
         self._migrations_folder = migrations_folder
         self._startup_hooks: list[Callable[[], Awaitable[None]]] = []
+        self._periodic: list[tuple[str, float, Callable[[], Awaitable[None]]]] = []
         self._topics: list[TopicSpec] = [event_topic(name, settings.topic_partitions) for name in topics] + [
             dead_letter_topic()
         ]
@@ -90,6 +91,23 @@ class ServiceRuntime:
     def add_topics(self, names: Sequence[str]) -> None:
         self._topics.extend(event_topic(name, self.settings.topic_partitions) for name in names)
 
+    def every(self, name: str, interval_s: float, job: Callable[[], Awaitable[None]]) -> None:
+        """Run `job` periodically while the service runs (first run right after startup).
+
+        Jobs must be safe with several replicas running them (idempotent updates, row locks).
+        """
+        self._periodic.append((name, interval_s, job))
+
+    async def _run_periodically(self, name: str, interval_s: float, job: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            try:
+                await job()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a failed round is logged and retried next round
+                log.exception("periodic job failed", job=name)
+            await asyncio.sleep(interval_s)
+
     def on_startup(self, hook: Callable[[], Awaitable[None]]) -> None:
         """Run after the database is connected, before topics are ensured and consumers start."""
         self._startup_hooks.append(hook)
@@ -109,10 +127,17 @@ class ServiceRuntime:
         await self.producer.start()
         self.relay.start()
         await self.broker.start()
+        periodic = [
+            asyncio.create_task(self._run_periodically(job_name, interval, job), name=job_name)
+            for job_name, interval, job in self._periodic
+        ]
         log.info("service started", service=name, port=self.settings.http_port)
         try:
             yield
         finally:
+            for task in periodic:
+                task.cancel()
+            await asyncio.gather(*periodic, return_exceptions=True)
             # In-flight handlers finish first (graceful_timeout), then nothing new is published.
             await self.broker.stop()
             await self.relay.stop()

@@ -1,13 +1,18 @@
-"""Intake's domain rules: age and routing. Plain functions, tested without infrastructure."""
+"""Intake's domain rules: ages from incomplete birth data, routing rules (as data), duplicate keys,
+consent coverage. Plain functions and values, tested without infrastructure."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date
 
-from knotenpunkt.events import AgeBand, ServiceLine
+import cologne_phonetics
+
+from knotenpunkt.events import AgeBand, AgencyKind, ConsentPurpose, DataCategory, ServiceLine
 
 MINIMUM_AGE = 12
-JMD_UNTIL = 27  # JMD: from 12 up to (not including) 27; MBE from 27
+HANDOVER_AGE = 27  # JMD ends, MBE begins
 
 
 class NotEligible(ValueError):
@@ -22,14 +27,76 @@ def age_on(birth_date: date, day: date) -> int:
     return years
 
 
-def route(age: int) -> ServiceLine:
-    """JMD from 12 to under 27, MBE from 27."""
-    if age < MINIMUM_AGE:
+@dataclass(frozen=True)
+class BirthData:
+    """A full date, only a year (common for refugees' papers), or nothing."""
+
+    birth_date: date | None = None
+    birth_year: int | None = None
+
+    def effective_date(self) -> date | None:
+        # With only a year known, German registries record 1 January of that year; we do too,
+        # so routing and age bands agree with the papers people carry.
+        if self.birth_date is not None:
+            return self.birth_date
+        if self.birth_year is not None:
+            return date(self.birth_year, 1, 1)
+        return None
+
+    def age_on(self, day: date) -> int | None:
+        effective = self.effective_date()
+        return None if effective is None else age_on(effective, day)
+
+
+@dataclass(frozen=True)
+class RoutingRule:
+    rule_id: str
+    service_line: ServiceLine
+    min_age: int | None = None
+    max_age: int | None = None  # exclusive
+    residence_statuses: frozenset[str] | None = None
+    unsecured_only: bool = False
+    active: bool = True
+
+    def applies(self, age: int | None, residence_status: str, status_is_secure: bool) -> bool:
+        if not self.active:
+            return False
+        if self.min_age is not None or self.max_age is not None:
+            if age is None:
+                return False
+            if self.min_age is not None and age < self.min_age:
+                return False
+            if self.max_age is not None and age >= self.max_age:
+                return False
+        if self.residence_statuses is not None and residence_status not in self.residence_statuses:
+            return False
+        return not (self.unsecured_only and status_is_secure)
+
+
+def route(
+    age: int | None, residence_status: str, status_is_secure: bool, rules: Sequence[RoutingRule]
+) -> list[ServiceLine]:
+    """Every service line whose rule applies, in rule order; a person may be in several."""
+    if age is not None and age < MINIMUM_AGE:
         raise NotEligible(f"counselling starts at {MINIMUM_AGE}")
-    return ServiceLine.JMD if age < JMD_UNTIL else ServiceLine.MBE
+    lines: list[ServiceLine] = []
+    for rule in rules:
+        if rule.applies(age, residence_status, status_is_secure) and rule.service_line not in lines:
+            lines.append(rule.service_line)
+    return lines
 
 
-def age_band(age: int) -> AgeBand:
+def primary_service_line(lines: Sequence[ServiceLine]) -> ServiceLine:
+    """The line a person's first case opens in: the age-based line if any, else the first."""
+    for preferred in (ServiceLine.JMD, ServiceLine.MBE):
+        if preferred in lines:
+            return preferred
+    return lines[0]
+
+
+def age_band(age: int | None) -> AgeBand:
+    if age is None:
+        return AgeBand.UNKNOWN
     if age < 18:
         return AgeBand.AGE_12_17
     if age < 27:
@@ -39,3 +106,130 @@ def age_band(age: int) -> AgeBand:
     if age < 65:
         return AgeBand.AGE_45_64
     return AgeBand.AGE_65_PLUS
+
+
+def turns_27_between(birth: BirthData, after: date, until: date) -> date | None:
+    """The day the person turns 27 if it falls in (after, until], else None."""
+    effective = birth.effective_date()
+    if effective is None:
+        return None
+    try:
+        birthday = effective.replace(year=effective.year + HANDOVER_AGE)
+    except ValueError:  # 29 February in a year without it: the birthday is 1 March
+        birthday = date(effective.year + HANDOVER_AGE, 3, 1)
+    return birthday if after < birthday <= until else None
+
+
+# --- duplicates -------------------------------------------------------------------------------
+
+
+def phonetic_codes(*names: str) -> list[str]:
+    """Kölner Phonetik codes of every part of the names, and of each multi-part name written as
+    one word, so "Abd el Rahman" meets "Abdelrahman" ("Müller-Lüdenscheidt" -> three codes).
+
+    Transliteration variants (Yilmaz / Yılmaz / Jilmas, Mohammed / Muhamad) share a code.
+    """
+    codes: list[str] = []
+    for name in names:
+        parts = cologne_phonetics.encode(name)
+        if len(parts) > 1:
+            parts += cologne_phonetics.encode("".join(part for part, _code in parts))
+        for _part, code in parts:
+            if code and code not in codes:
+                codes.append(code)
+    return codes
+
+
+@dataclass(frozen=True)
+class DuplicateCandidate:
+    client_id: str
+    phonetic_names: tuple[str, ...]
+    birth: BirthData
+
+
+def likely_duplicates(
+    phonetic_names: Iterable[str], birth: BirthData, candidates: Iterable[DuplicateCandidate]
+) -> list[DuplicateCandidate]:
+    """Candidates sharing at least two name codes (or all, for one-part names) and compatible
+    birth data: the same date, the same year when one side knows only the year, or unknown."""
+    wanted = set(phonetic_names)
+    needed = min(2, len(wanted))
+    found = []
+    for candidate in candidates:
+        if len(wanted & set(candidate.phonetic_names)) < needed or needed == 0:
+            continue
+        if _birth_compatible(birth, candidate.birth):
+            found.append(candidate)
+    return found
+
+
+def _birth_compatible(one: BirthData, other: BirthData) -> bool:
+    if one.birth_date and other.birth_date:
+        return one.birth_date == other.birth_date
+    one_year = one.birth_year or (one.birth_date.year if one.birth_date else None)
+    other_year = other.birth_year or (other.birth_date.year if other.birth_date else None)
+    return one_year is None or other_year is None or one_year == other_year
+
+
+# --- consent ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Consent:
+    consent_id: str
+    purpose: ConsentPurpose
+    data_categories: frozenset[DataCategory]
+    given_on: date
+    agency_id: str | None = None
+    agency_kind: AgencyKind | None = None
+    valid_until: date | None = None
+    withdrawn_on: date | None = None
+
+    def valid_on(self, day: date) -> bool:
+        if day < self.given_on:
+            return False
+        if self.withdrawn_on is not None and day >= self.withdrawn_on:
+            return False
+        return not (self.valid_until is not None and day > self.valid_until)
+
+    def concerns(self, agency_id: str | None, agency_kind: AgencyKind | None) -> bool:
+        """A consent for an agency kind covers every agency of that kind; one for a named
+        agency covers only that agency."""
+        if self.purpose is not ConsentPurpose.SHARING:
+            return True
+        if self.agency_id is not None:
+            return self.agency_id == agency_id
+        return self.agency_kind is not None and self.agency_kind == agency_kind
+
+
+@dataclass(frozen=True)
+class ConsentDecision:
+    granted: bool
+    consent_id: str | None
+    categories: frozenset[DataCategory]
+    reason: str | None
+
+
+def check_consent(
+    consents: Iterable[Consent],
+    purpose: ConsentPurpose,
+    day: date,
+    categories: Iterable[DataCategory] = (),
+    agency_id: str | None = None,
+    agency_kind: AgencyKind | None = None,
+) -> ConsentDecision:
+    """Is there valid consent for this purpose (and agency), covering these categories, on `day`?"""
+    wanted = frozenset(categories)
+    relevant = [c for c in consents if c.purpose is purpose and c.concerns(agency_id, agency_kind)]
+    if not relevant:
+        return ConsentDecision(False, None, frozenset(), "no_consent")
+    valid = [c for c in relevant if c.valid_on(day)]
+    if not valid:
+        withdrawn = any(c.withdrawn_on is not None and c.withdrawn_on <= day for c in relevant)
+        return ConsentDecision(False, None, frozenset(), "consent_withdrawn" if withdrawn else "consent_expired")
+    covered: frozenset[DataCategory] = frozenset().union(*(c.data_categories for c in valid))
+    if not wanted <= covered:
+        return ConsentDecision(False, None, covered, "categories_not_covered")
+    # Name the consent that covers everything on its own, if one does (for the audit trail).
+    best = next((c for c in valid if wanted <= c.data_categories), valid[0])
+    return ConsentDecision(True, best.consent_id, covered, None)

@@ -1,13 +1,18 @@
-"""Request and response shapes of intake's HTTP API."""
+"""Request and response shapes of intake's HTTP API, with validation staff can understand."""
 
 from __future__ import annotations
 
 from datetime import date
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+import pycountry
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from intake.domain import MINIMUM_AGE, age_on
+from intake.domain import MINIMUM_AGE, BirthData
+from knotenpunkt.events import AccessRoute, AgencyKind, ConsentPurpose, DataCategory, Gender, ServiceLine
 from knotenpunkt.i18n import register_messages
+
+STATELESS = "XX"  # ISO 3166 user-assigned code, used for stateless persons
 
 register_messages(
     {
@@ -19,48 +24,238 @@ register_messages(
             "de": f"Die Beratung beginnt ab {MINIMUM_AGE} Jahren.",
             "en": f"Counselling starts at the age of {MINIMUM_AGE}.",
         },
-        "unknown_office": {
-            "de": "Diese Beratungsstelle ist nicht bekannt.",
-            "en": "This office is not known.",
+        "unknown_office": {"de": "Diese Beratungsstelle ist nicht bekannt.", "en": "This office is not known."},
+        "unknown_country": {
+            "de": "Unbekannter Ländercode (ISO 3166, z. B. SY; staatenlos: XX).",
+            "en": "Unknown country code (ISO 3166, e.g. SY; stateless: XX).",
+        },
+        "unknown_language": {
+            "de": "Unbekannter Sprachcode (ISO 639-1, z. B. ar).",
+            "en": "Unknown language code (ISO 639-1, e.g. ar).",
+        },
+        "unknown_residence_status": {
+            "de": "Unbekannte Aufenthaltsstatus-Kategorie.",
+            "en": "Unknown residence status category.",
+        },
+        "birth_year_conflict": {
+            "de": "Geburtsjahr und Geburtsdatum passen nicht zusammen.",
+            "en": "Birth year and date of birth do not match.",
+        },
+        "year_out_of_range": {"de": "Das Jahr ist nicht plausibel.", "en": "The year is not plausible."},
+        "arrival_before_birth": {
+            "de": "Die Einreise kann nicht vor der Geburt liegen.",
+            "en": "Arrival cannot be before birth.",
+        },
+        "date_in_future": {"de": "Das Datum liegt in der Zukunft.", "en": "The date is in the future."},
+        "cannot_route": {
+            "de": "Ohne Alter ist keine Zuordnung möglich: bitte Geburtsjahr angeben oder Beratungsdienst wählen.",
+            "en": "Without an age no service line applies: give a birth year or choose the service line.",
+        },
+        "possible_duplicates": {
+            "de": "Diese Person ist möglicherweise schon erfasst. Bitte prüfen: bestehende Person verwenden "
+            "oder mit confirm_new=true als neue Person bestätigen.",
+            "en": "This person may already be registered. Please check: use the existing person, "
+            "or confirm as new with confirm_new=true.",
+        },
+        "sharing_needs_agency": {
+            "de": "Für die Weitergabe bitte eine Partnerstelle oder eine Art von Stelle angeben.",
+            "en": "For sharing, name a partner agency or a kind of agency.",
+        },
+        "valid_until_before_given": {
+            "de": "Das Ende der Gültigkeit liegt vor dem Datum der Einwilligung.",
+            "en": "The end of validity is before the day the consent was given.",
+        },
+        "consent_not_active": {
+            "de": "Diese Einwilligung ist nicht mehr wirksam.",
+            "en": "This consent is no longer in effect.",
+        },
+        "no_valid_consent": {
+            "de": "Es liegt keine gültige Einwilligung für diese Weitergabe vor.",
+            "en": "There is no valid consent for this sharing.",
+        },
+        "version_conflict": {
+            "de": "Der Datensatz wurde inzwischen von jemand anderem geändert. Bitte neu laden und erneut ändern.",
+            "en": "Someone else changed this record in the meantime. Please reload and change it again.",
+        },
+        "merge_same": {
+            "de": "Eine Person kann nicht mit sich selbst zusammengeführt werden.",
+            "en": "A person cannot be merged with itself.",
+        },
+        "already_merged": {
+            "de": "Dieser Datensatz wurde bereits zusammengeführt.",
+            "en": "This record has already been merged.",
         },
     }
 )
 
 
-class Registration(BaseModel):
-    """A person registered at the counter."""
+def _country(code: str) -> str:
+    code = code.upper()
+    if code != STATELESS and pycountry.countries.get(alpha_2=code) is None:
+        raise ValueError("code:unknown_country")
+    return code
+
+
+def _language(code: str) -> str:
+    code = code.lower()
+    if pycountry.languages.get(alpha_2=code) is None:
+        raise ValueError("code:unknown_language")
+    return code
+
+
+class HouseholdMember(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    relation: Literal["partner", "child", "parent", "sibling", "other"] = Field(description="Relation to the person.")
+    count: int = Field(default=1, ge=1, le=20, description="How many household members of this relation.")
+
+
+class PersonAttributes(BaseModel):
+    """Fields shared by registration and correction."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    family_name: str = Field(min_length=1, max_length=200, description="Family name.")
-    given_name: str = Field(min_length=1, max_length=200, description="Given name(s).")
-    birth_date: date = Field(description="Date of birth (YYYY-MM-DD).")
-    office_id: str = Field(min_length=1, max_length=100, description="Office where the person registers.")
+    name_variants: list[str] = Field(
+        default_factory=list, max_length=10, description="Other spellings of the name (transliteration)."
+    )
+    gender: Gender = Field(default=Gender.NOT_STATED, description="female, male, diverse, not_stated.")
+    nationalities: list[str] = Field(
+        default_factory=list, max_length=5, description="ISO 3166 alpha-2 codes; XX for stateless."
+    )
+    languages: list[str] = Field(
+        default_factory=list, max_length=10, description="ISO 639-1 codes of languages spoken."
+    )
+    counselling_language: str | None = Field(default=None, description="Preferred counselling language (ISO 639-1).")
     phone: str | None = Field(default=None, max_length=50, description="Phone number (stays in intake).")
     email: str | None = Field(default=None, max_length=200, description="E-mail (stays in intake).")
+    street: str | None = Field(default=None, max_length=200, description="Street and number (stays in intake).")
+    postcode: str | None = Field(default=None, max_length=10, description="Postcode (stays in intake).")
+    city: str | None = Field(default=None, max_length=100, description="City (stays in intake).")
+    district: str | None = Field(default=None, max_length=100, description="City district (used in statistics).")
+    household_members: list[HouseholdMember] = Field(default_factory=list, description="Who lives with the person.")
+    residence_status: str = Field(
+        default="unknown", description="Residence status category code (GET /residence-statuses)."
+    )
+    arrival_date: date | None = Field(default=None, description="Date of arrival in Germany.")
+    access_route: AccessRoute | None = Field(default=None, description="How the person came.")
 
-    @field_validator("birth_date")
+    @field_validator("nationalities")
     @classmethod
-    def plausible_birth_date(cls, value: date) -> date:
-        today = date.today()
-        if value > today:
-            raise ValueError("code:birth_date_in_future")
-        if age_on(value, today) < MINIMUM_AGE:
-            raise ValueError("code:too_young")
+    def known_countries(cls, values: list[str]) -> list[str]:
+        return [_country(value) for value in values]
+
+    @field_validator("languages")
+    @classmethod
+    def known_languages(cls, values: list[str]) -> list[str]:
+        return [_language(value) for value in values]
+
+    @field_validator("counselling_language")
+    @classmethod
+    def known_counselling_language(cls, value: str | None) -> str | None:
+        return None if value is None else _language(value)
+
+    @field_validator("arrival_date")
+    @classmethod
+    def arrival_not_in_future(cls, value: date | None) -> date | None:
+        if value is not None and value > date.today():
+            raise ValueError("code:date_in_future")
         return value
 
 
-class Registered(BaseModel):
-    client_id: str
-    service_line: str
-    office_id: str
-    registered_at: str
+class Registration(PersonAttributes):
+    """A person registered at the counter."""
+
+    family_name: str = Field(min_length=1, max_length=200, description="Family name.")
+    given_name: str = Field(min_length=1, max_length=200, description="Given name(s).")
+    birth_date: date | None = Field(default=None, description="Date of birth (YYYY-MM-DD), if known.")
+    birth_year: int | None = Field(default=None, description="Year of birth, when only the year is known.")
+    office_id: str = Field(min_length=1, max_length=100, description="Office where the person registers.")
+    service_lines: list[ServiceLine] | None = Field(
+        default=None, description="Staff's choice of service lines; without it the routing rules decide."
+    )
+    confirm_new: bool = Field(
+        default=False, description="Register even though likely duplicates were shown (staff checked them)."
+    )
+
+    @field_validator("birth_date")
+    @classmethod
+    def plausible_birth_date(cls, value: date | None) -> date | None:
+        if value is None:
+            return value
+        today = date.today()
+        if value > today:
+            raise ValueError("code:birth_date_in_future")
+        if BirthData(birth_date=value).age_on(today) < MINIMUM_AGE:  # type: ignore[operator]
+            raise ValueError("code:too_young")
+        return value
+
+    @field_validator("birth_year")
+    @classmethod
+    def plausible_birth_year(cls, value: int | None) -> int | None:
+        if value is None:
+            return value
+        if not 1900 <= value <= date.today().year:
+            raise ValueError("code:year_out_of_range")
+        if date.today().year - value < MINIMUM_AGE:
+            raise ValueError("code:too_young")
+        return value
+
+    @model_validator(mode="after")
+    def consistent_birth_data(self) -> Registration:
+        if self.birth_date and self.birth_year and self.birth_date.year != self.birth_year:
+            raise ValueError("code:birth_year_conflict")
+        born = self.birth_data.effective_date()
+        if born and self.arrival_date and self.arrival_date < born:
+            raise ValueError("code:arrival_before_birth")
+        return self
+
+    @property
+    def birth_data(self) -> BirthData:
+        return BirthData(self.birth_date, self.birth_year or (self.birth_date.year if self.birth_date else None))
 
 
-class Client(BaseModel):
-    client_id: str
-    family_name: str
-    given_name: str
-    birth_date: date
-    office_id: str
-    service_line: str
+class Correction(PersonAttributes):
+    """Corrections to a person's record: only the fields sent are changed."""
+
+    family_name: str | None = Field(default=None, min_length=1, max_length=200, description="Family name.")
+    given_name: str | None = Field(default=None, min_length=1, max_length=200, description="Given name(s).")
+
+
+class ConsentInput(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    purpose: ConsentPurpose = Field(description="counselling, sharing or statistics.")
+    agency_id: str | None = Field(default=None, max_length=100, description="Named partner agency (sharing).")
+    agency_kind: AgencyKind | None = Field(default=None, description="Any agency of this kind (sharing).")
+    data_categories: list[DataCategory] = Field(min_length=1, description="Data categories covered.")
+    text_version: str = Field(min_length=1, max_length=50, description="Version of the consent text shown.")
+    given_on: date = Field(description="Day the consent was given.")
+    valid_until: date | None = Field(default=None, description="Last valid day; none: until withdrawn.")
+    recorded_by: str = Field(min_length=1, max_length=100, description="Staff id of who recorded it.")
+
+    @field_validator("given_on")
+    @classmethod
+    def not_in_future(cls, value: date) -> date:
+        if value > date.today():
+            raise ValueError("code:date_in_future")
+        return value
+
+    @model_validator(mode="after")
+    def coherent(self) -> ConsentInput:
+        if self.purpose is ConsentPurpose.SHARING and not (self.agency_id or self.agency_kind):
+            raise ValueError("code:sharing_needs_agency")
+        if self.valid_until is not None and self.valid_until < self.given_on:
+            raise ValueError("code:valid_until_before_given")
+        return self
+
+
+class Withdrawal(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    withdrawn_on: date | None = Field(default=None, description="Day of withdrawal; default today.")
+
+
+class Merge(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    duplicate_client_id: str = Field(description="The record that turned out to be the same person; it is retired.")

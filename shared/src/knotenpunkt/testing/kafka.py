@@ -61,3 +61,23 @@ async def committed_total(bootstrap: str, group_id: str, topic: str) -> int:
         return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
     finally:
         await admin.close()
+
+
+async def group_lag(bootstrap: str, group_id: str) -> int:
+    """Messages on the group's assigned topics that it has not committed yet (0 = caught up)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group_id)
+        topics = {tp.topic for tp in committed}
+        await consumer._client.force_metadata_update()  # see topics created meanwhile
+        partitions = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
+        if not partitions:
+            return 0
+        ends = await consumer.end_offsets(partitions)
+        return sum(max(0, end - (committed[tp].offset if tp in committed else 0)) for tp, end in ends.items())
+    finally:
+        await consumer.stop()
+        await admin.close()
