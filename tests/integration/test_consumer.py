@@ -191,3 +191,30 @@ async def test_a_failure_that_does_not_go_away_is_dead_lettered_after_the_bound(
     dead = await read_topic(infra.kafka_bootstrap, dead_letters)
     assert len(dead) == 2
     assert all(b"gave up after 3 attempts" in dict(record.headers)["dlq_reason"] for record in dead)
+
+
+async def test_a_dead_lettered_event_is_applied_once_after_replay(infra, effects_db: Database) -> None:
+    from knotenpunkt.consumer import Rejected
+    from knotenpunkt.deadletters import replay
+
+    topic = await create_topic(infra.kafka_bootstrap, unique("events"), partitions=1)
+    dead_letters = await create_topic(infra.kafka_bootstrap, unique("dlq"), partitions=1)
+    group = unique("group")
+    cause_fixed = False
+
+    async def rejects_until_fixed(connection: asyncpg.Connection, envelope: Envelope) -> None:
+        if not cause_fixed:
+            raise Rejected("reference data missing")
+        await record_effect(connection, envelope)
+
+    event = registered()
+    await publish(infra.kafka_bootstrap, topic, [event])
+    async with consuming(infra, effects_db, topic, group, dead_letters, rejects_until_fixed):
+        await eventually(lambda: settled(infra, group, topic, 1))
+        assert await count_rows(effects_db, "SELECT count(*) FROM effects") == 0
+
+        cause_fixed = True
+        assert await replay(infra.kafka_bootstrap, group=group, topic=dead_letters) == 1
+        await eventually(lambda: settled(infra, group, topic, 2))
+
+    assert await count_rows(effects_db, "SELECT count(*) FROM effects WHERE client_id = $1", event.event.client_id) == 1
