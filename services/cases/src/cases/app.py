@@ -8,9 +8,19 @@ from fastapi import FastAPI
 
 from cases import handlers
 from cases.api import build_router
+from cases.intake import IntakeDirectory
 from cases.settings import CasesSettings
 from knotenpunkt import topics
-from knotenpunkt.events import ClientRegistered
+from knotenpunkt.events import (
+    ClientRegistered,
+    ClientsMerged,
+    ReferralAccepted,
+    ReferralCompleted,
+    ReferralDeclined,
+    ReferralExpired,
+    ReferralSent,
+    ReferralWithdrawn,
+)
 from knotenpunkt.service import ServiceRuntime
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -21,10 +31,25 @@ def create_app(settings: CasesSettings | None = None) -> FastAPI:
     runtime = ServiceRuntime(
         settings,
         MIGRATIONS,
-        topics=[topics.CASES, topics.CLIENTS],
+        topics=[topics.CASES, topics.CLIENTS, topics.REFERRALS],
         title="Knotenpunkt cases",
-        description="Case management: cases, consultations, integration plans.",
+        description="Case management: cases, consultations, integration plans, the whole case in one view.",
     )
-    runtime.consume({ClientRegistered: handlers.on_client_registered}, topics.CLIENTS)
-    runtime.include_router(build_router(runtime.database))
+    runtime.consume(
+        {ClientRegistered: handlers.on_client_registered, ClientsMerged: handlers.on_clients_merged},
+        topics.CLIENTS,
+    )
+    runtime.consume(
+        {
+            ReferralSent: handlers.on_referral_sent,
+            ReferralAccepted: handlers.on_referral_answer,
+            ReferralDeclined: handlers.on_referral_answer,
+            ReferralCompleted: handlers.on_referral_answer,
+            ReferralWithdrawn: handlers.on_referral_answer,
+            ReferralExpired: handlers.on_referral_answer,
+        },
+        topics.REFERRALS,
+    )
+    intake = IntakeDirectory(settings.intake_url, settings.intake_timeout_s)
+    runtime.include_router(build_router(runtime.database, intake))
     return runtime.app

@@ -1,11 +1,14 @@
-"""Request and response shapes of the cases API."""
+"""Request and response shapes of the cases API, and the messages a counsellor reads."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from knotenpunkt.events import ConsultationMode, GoalStatus, ServiceLine
 from knotenpunkt.i18n import register_messages
 
 register_messages(
@@ -18,18 +21,185 @@ register_messages(
             "de": "Der Fall ist geschlossen; bitte zuerst wieder öffnen.",
             "en": "The case is closed; reopen it first.",
         },
+        "case_already_closed": {
+            "de": "Der Fall ist bereits geschlossen.",
+            "en": "The case is already closed.",
+        },
+        "case_already_open": {
+            "de": "Der Fall ist offen; nur ein geschlossener Fall kann wieder geöffnet werden.",
+            "en": "The case is open; only a closed case can be reopened.",
+        },
+        "case_already_assigned": {
+            "de": "Der Fall ist bereits {case_manager_id} zugewiesen; ein Wechsel ist eine Übergabe mit Grund.",
+            "en": "The case is already assigned to {case_manager_id}; a change is a transfer with a reason.",
+        },
+        "open_case_exists": {
+            "de": "Die Person hat in diesem Angebot bereits einen offenen Fall ({case_id}).",
+            "en": "The person already has an open case in this service line ({case_id}).",
+        },
+        "transfer_needs_target": {
+            "de": "Bitte eine Fallmanagerin / einen Fallmanager oder eine Beratungsstelle angeben.",
+            "en": "Please name a case manager or an office.",
+        },
+        "transfer_changes_nothing": {
+            "de": "Der Fall liegt bereits dort; die Übergabe würde nichts ändern.",
+            "en": "The case is already there; the transfer would change nothing.",
+        },
+        "goal_status_unchanged": {
+            "de": "Das Ziel hat diesen Stand ({status}) bereits.",
+            "en": "The goal already has this status ({status}).",
+        },
+        "goal_transition_not_allowed": {
+            "de": "Ein Ziel mit Stand {current} kann nicht auf {target} gesetzt werden; bitte zuerst wieder öffnen.",
+            "en": "A goal with status {current} cannot be set to {target}; open it again first.",
+        },
+        "unknown_topic": {
+            "de": "Dieses Beratungsthema ist nicht bekannt (Liste unter GET /topics).",
+            "en": "This counselling topic is not known (see GET /topics).",
+        },
+        "unknown_close_reason": {
+            "de": "Dieser Abschlussgrund ist nicht bekannt (Liste unter GET /reasons).",
+            "en": "This closing reason is not known (see GET /reasons).",
+        },
+        "unknown_transfer_reason": {
+            "de": "Dieser Übergabegrund ist nicht bekannt (Liste unter GET /reasons).",
+            "en": "This transfer reason is not known (see GET /reasons).",
+        },
+        "topic_exists": {
+            "de": "Ein Thema mit dem Kürzel {topic_code} gibt es bereits.",
+            "en": "A topic with the code {topic_code} exists already.",
+        },
+        "invalid_staff_id": {
+            "de": "Keine gültige Mitarbeiterkennung (Buchstaben, Ziffern, . _ @ -; höchstens 100 Zeichen).",
+            "en": "Not a valid staff id (letters, digits, . _ @ -; at most 100 characters).",
+        },
+        "invalid_office_id": {
+            "de": "Keine gültige Kennung einer Beratungsstelle (z. B. rsc-hamborn).",
+            "en": "Not a valid office id (e.g. rsc-hamborn).",
+        },
+        "invalid_language": {
+            "de": "Bitte die Sprache als Kürzel nach ISO 639-1 angeben (z. B. de, ar, tr).",
+            "en": "Please give the language as an ISO 639-1 code (e.g. de, ar, tr).",
+        },
+        "invalid_code": {
+            "de": "Ein Kürzel aus Kleinbuchstaben, Ziffern und _ (2 bis 63 Zeichen, beginnt mit einem Buchstaben).",
+            "en": "A code of lowercase letters, digits and _ (2 to 63 characters, starting with a letter).",
+        },
+        "target_date_in_past": {
+            "de": "Das Zieldatum liegt in der Vergangenheit.",
+            "en": "The target date is in the past.",
+        },
+        # Why the overview has no person summary.
+        "intake_unreachable": {
+            "de": "Die Personendaten sind gerade nicht abrufbar (Erfassung nicht erreichbar).",
+            "en": "The person's data cannot be fetched right now (intake unreachable).",
+        },
+        "intake_error": {
+            "de": "Die Personendaten sind gerade nicht abrufbar (Fehler bei der Erfassung).",
+            "en": "The person's data cannot be fetched right now (intake answered with an error).",
+        },
+        "person_not_in_intake": {
+            "de": "Die Erfassung kennt diese Person nicht (mehr).",
+            "en": "Intake does not know this person (any more).",
+        },
     }
 )
 
+_STAFF_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
+_OFFICE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+_LANGUAGE = re.compile(r"^[a-z]{2}$")
+_CODE = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
 
-class ConsultationInput(BaseModel):
+
+def staff_id(value: str | None) -> str | None:
+    if value is not None and not _STAFF_ID.match(value):
+        raise ValueError("code:invalid_staff_id")
+    return value
+
+
+def office_id(value: str | None) -> str | None:
+    if value is not None and not _OFFICE_ID.match(value):
+        raise ValueError("code:invalid_office_id")
+    return value
+
+
+def code(value: str) -> str:
+    if not _CODE.match(value):
+        raise ValueError("code:invalid_code")
+    return value
+
+
+class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
+
+class CaseOpening(_Input):
+    """Open a case by hand for a person cases knows, in another service line."""
+
+    client_id: UUID = Field(description="Pseudonymous id of the person (from intake).")
+    service_line: ServiceLine = Field(description="Service line of the new case.")
+    office_id: str = Field(description="Office that runs the case.")
+    case_manager_id: str | None = Field(default=None, description="Staff id of the case manager, if known already.")
+
+    @field_validator("office_id")
+    @classmethod
+    def valid_office(cls, value: str | None) -> str | None:
+        return office_id(value)
+
+    @field_validator("case_manager_id")
+    @classmethod
+    def valid_manager(cls, value: str | None) -> str | None:
+        return staff_id(value)
+
+
+class Assignment(_Input):
+    case_manager_id: str = Field(description="Staff id of the case manager.")
+
+    @field_validator("case_manager_id")
+    @classmethod
+    def valid_manager(cls, value: str | None) -> str | None:
+        return staff_id(value)
+
+
+class TransferInput(_Input):
+    to_case_manager_id: str | None = Field(default=None, description="The new case manager.")
+    to_office_id: str | None = Field(default=None, description="The new office.")
+    reason: str = Field(description="Transfer reason code (GET /reasons).")
+
+    @field_validator("to_case_manager_id")
+    @classmethod
+    def valid_manager(cls, value: str | None) -> str | None:
+        return staff_id(value)
+
+    @field_validator("to_office_id")
+    @classmethod
+    def valid_office(cls, value: str | None) -> str | None:
+        return office_id(value)
+
+
+class Closing(_Input):
+    reason: str = Field(description="Closing reason code (GET /reasons).")
+
+
+class Reopening(_Input):
+    """Reopening needs no input; the body may be empty or {}."""
+
+
+class ConsultationInput(_Input):
     held_on: date = Field(description="Day of the consultation.")
     duration_minutes: int = Field(ge=1, le=600, description="Length in minutes.")
-    topics: list[str] = Field(min_length=1, max_length=20, description="Counselling topic codes.")
+    topics: list[str] = Field(min_length=1, max_length=20, description="Counselling topic codes (GET /topics).")
+    mode: ConsultationMode = Field(default=ConsultationMode.IN_PERSON, description="How it took place.")
+    language: str | None = Field(default=None, description="Language of the consultation (ISO 639-1).")
+    interpreter_used: bool = Field(default=False, description="Whether an interpreter took part.")
     family_members_counselled: int = Field(default=0, ge=0, le=30, description="Co-counselled family members.")
+    case_manager_id: str | None = Field(default=None, description="Who held it; default: the case's case manager.")
     note: str | None = Field(default=None, max_length=10_000, description="Free-text note; stays in cases.")
+
+    @field_validator("case_manager_id")
+    @classmethod
+    def valid_manager(cls, value: str | None) -> str | None:
+        return staff_id(value)
 
     @field_validator("held_on")
     @classmethod
@@ -37,6 +207,41 @@ class ConsultationInput(BaseModel):
         if value > date.today():
             raise ValueError("code:held_in_future")
         return value
+
+    @field_validator("language")
+    @classmethod
+    def iso_639_1(cls, value: str | None) -> str | None:
+        if value is not None and not _LANGUAGE.match(value):
+            raise ValueError("code:invalid_language")
+        return value
+
+
+class GoalInput(_Input):
+    topic_code: str = Field(description="Counselling topic of the goal (GET /topics).")
+    target_date: date | None = Field(default=None, description="When the goal should be reached.")
+    description: str | None = Field(default=None, max_length=2_000, description="Free text; stays in cases.")
+
+    @field_validator("target_date")
+    @classmethod
+    def not_in_past(cls, value: date | None) -> date | None:
+        if value is not None and value < date.today():
+            raise ValueError("code:target_date_in_past")
+        return value
+
+
+class GoalStatusInput(_Input):
+    status: GoalStatus = Field(description="The goal's new status.")
+
+
+class TopicInput(_Input):
+    code: str = Field(description="Short code, e.g. 'energy_debts'.")
+    label_de: str = Field(min_length=1, max_length=200, description="German label.")
+    label_en: str = Field(min_length=1, max_length=200, description="English label.")
+
+    @field_validator("code")
+    @classmethod
+    def valid_code(cls, value: str) -> str:
+        return code(value)
 
 
 class Case(BaseModel):
@@ -47,3 +252,13 @@ class Case(BaseModel):
     status: str
     opened_at: str
     consultations: int
+    case_manager_id: str | None = None
+    opened_by_hand: bool = False
+    closed_at: str | None = None
+    close_reason: str | None = None
+    version: int = 1
+
+
+class CasePage(BaseModel):
+    items: list[Case]
+    next_cursor: str | None

@@ -1,0 +1,76 @@
+"""The person summary for the case overview, fetched from intake over HTTP.
+
+Personal data stays in intake; cases asks for it only when a case manager opens the overview,
+keeps nothing of it, and never logs it. When intake cannot answer, the overview still comes,
+with the reason instead of the person.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import httpx
+
+from knotenpunkt.http import CORRELATION_HEADER, current_correlation_id
+from knotenpunkt.logging import get_logger
+
+log = get_logger("cases.intake")
+
+# What a case manager needs to recognise and reach the person; other fields intake may add
+# (address, household, ...) stay there (data minimisation).
+SUMMARY_FIELDS = (
+    "client_id",
+    "family_name",
+    "given_name",
+    "name_variants",
+    "birth_date",
+    "birth_year",
+    "gender",
+    "nationalities",
+    "languages",
+    "counselling_language",
+    "phone",
+    "email",
+    "office_id",
+    "service_line",
+    "service_lines",
+)
+
+
+@dataclass(frozen=True)
+class PersonLookup:
+    person: dict[str, Any] | None
+    # A message code (schemas.py) saying why `person` is None.
+    unavailable: str | None = None
+
+
+class IntakeDirectory:
+    def __init__(self, base_url: str, timeout_s: float) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._timeout_s = timeout_s
+
+    async def person_summary(self, client_id: UUID) -> PersonLookup:
+        try:
+            async with httpx.AsyncClient(base_url=self._base_url, timeout=self._timeout_s) as http:
+                response = await http.get(
+                    f"/clients/{client_id}", headers={CORRELATION_HEADER: current_correlation_id()}
+                )
+        except httpx.HTTPError as error:
+            # The type only: an error text could echo a URL with an id, never personal data, but
+            # there is nothing more an operator needs here.
+            log.warning("intake unreachable for the case overview", error=type(error).__name__)
+            return PersonLookup(None, "intake_unreachable")
+        if response.status_code == 404:
+            return PersonLookup(None, "person_not_in_intake")
+        if response.status_code != 200:
+            log.warning("intake answered the person lookup with an error", status=response.status_code)
+            return PersonLookup(None, "intake_error")
+        try:
+            record = response.json()
+        except ValueError:
+            return PersonLookup(None, "intake_error")
+        if not isinstance(record, dict):
+            return PersonLookup(None, "intake_error")
+        return PersonLookup({name: record[name] for name in SUMMARY_FIELDS if name in record})

@@ -1,0 +1,672 @@
+"""The cases service on the real broker and database: the whole service (migrations, consumers,
+outbox relay, HTTP API) runs in-process; intake is a small HTTP stand-in answering
+GET /clients/{id}, so the real HTTP adapter of the overview is exercised.
+
+Every test uses its own persons, case managers and offices, so the tests share one running
+service (and see each other's data only where a filter would let them, which they avoid).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI, Response
+
+from cases.app import create_app
+from cases.intake import IntakeDirectory
+from cases.settings import CasesSettings
+from knotenpunkt import topics
+from knotenpunkt.db import Database
+from knotenpunkt.envelope import Envelope, decode
+from knotenpunkt.events import (
+    AgeBand,
+    CaseAssigned,
+    CaseClosed,
+    CaseOpened,
+    CaseReopened,
+    CaseTransferred,
+    ClientRegistered,
+    ClientsMerged,
+    ConsultationRecorded,
+    PlanGoalSet,
+    PlanGoalStatusChanged,
+    ReferralAccepted,
+    ReferralSent,
+    ServiceLine,
+)
+from knotenpunkt.localinfra import free_ports
+from knotenpunkt.localinfra.postgres import ensure_database
+from knotenpunkt.testing.fixtures import eventually, unique
+from knotenpunkt.testing.kafka import publish, read_topic
+
+pytestmark = pytest.mark.integration
+
+INTAKE_TIMEOUT_S = 1.0
+TODAY = date.today().isoformat()
+
+
+@dataclass
+class IntakeStandIn:
+    """intake's GET /clients/{id}: known persons, persons it answers slowly for, persons it fails on."""
+
+    persons: dict[str, dict] = field(default_factory=dict)
+    slow: set[str] = field(default_factory=set)
+    failing: set[str] = field(default_factory=set)
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.get("/clients/{client_id}")
+        async def client(client_id: str, response: Response) -> dict:
+            if client_id in self.slow:
+                await asyncio.sleep(INTAKE_TIMEOUT_S * 3)
+            if client_id in self.failing:
+                response.status_code = 500
+                return {"code": "internal_error"}
+            if client_id not in self.persons:
+                response.status_code = 404
+                return {"code": "not_found"}
+            return self.persons[client_id]
+
+        return app
+
+
+@dataclass
+class Running:
+    http: httpx.AsyncClient
+    database: Database
+    bootstrap: str
+    intake: IntakeStandIn
+
+
+@pytest.fixture(scope="module")
+async def cases(infra) -> AsyncIterator[Running]:
+    dsn = await ensure_database(infra.postgres_admin_dsn, unique("cases"))
+    stand_in = IntakeStandIn()
+    [intake_port] = free_ports(1)
+    intake_server = uvicorn.Server(uvicorn.Config(stand_in.app(), host="127.0.0.1", port=intake_port, log_config=None))
+    intake_task = asyncio.create_task(intake_server.serve())
+
+    async def intake_started() -> bool:
+        return intake_server.started
+
+    await eventually(intake_started)
+    settings = CasesSettings(
+        # Its own consumer group: the test's service must not share partitions with any other.
+        service_name=unique("cases"),
+        database_url=dsn,
+        kafka_bootstrap=infra.kafka_bootstrap,
+        intake_url=f"http://127.0.0.1:{intake_port}",
+        intake_timeout_s=INTAKE_TIMEOUT_S,
+        outbox_poll_interval_s=0.1,
+    )
+    app = create_app(settings)
+    database = Database(dsn)
+    async with app.router.lifespan_context(app):
+        await database.connect()
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://cases", timeout=10) as http:
+            yield Running(http, database, infra.kafka_bootstrap, stand_in)
+        await database.close()
+    intake_server.should_exit = True
+    await intake_task
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def new_office() -> str:
+    return f"it-{uuid.uuid4().hex[:10]}"
+
+
+def registration(
+    service_line: ServiceLine = ServiceLine.MBE,
+    service_lines: tuple[ServiceLine, ...] = (),
+    office_id: str = "rsc-hamborn",
+    client_id: uuid.UUID | None = None,
+) -> Envelope:
+    event = ClientRegistered(
+        client_id=client_id or uuid.uuid4(),
+        registered_at=datetime.now(UTC),
+        age_band=AgeBand.AGE_27_44,
+        service_line=service_line,
+        service_lines=service_lines,
+        office_id=office_id,
+    )
+    return Envelope(event=event, source="test")
+
+
+async def cases_of(running: Running, client_id: uuid.UUID | str, expected: int = 1) -> list[dict]:
+    async def found() -> list[dict] | None:
+        answer = await running.http.get("/cases", params={"client_id": str(client_id)})
+        assert answer.status_code == 200, answer.text
+        listed = answer.json()
+        return listed if len(listed) >= expected else None
+
+    return await eventually(found)
+
+
+async def registered_case(running: Running, office_id: str = "rsc-hamborn") -> dict:
+    """A person registered through the real topic, and the case cases opened for them."""
+    envelope = registration(office_id=office_id)
+    await publish(running.bootstrap, topics.CLIENTS, [envelope])
+    [case] = await cases_of(running, envelope.event.client_id)
+    return case
+
+
+async def version_of(running: Running, case_id: str) -> str:
+    answer = await running.http.get(f"/cases/{case_id}")
+    assert answer.status_code == 200
+    return answer.headers["ETag"]
+
+
+async def case_events(running: Running, case_id: str) -> list[Envelope]:
+    records = await read_topic(running.bootstrap, topics.CASES)
+    envelopes = [decode(r.headers, r.value, topics.CASES) for r in records]
+    return [e for e in envelopes if str(getattr(e.event, "case_id", "")) == case_id]
+
+
+async def published(running: Running, case_id: str, *types: type) -> list[Envelope]:
+    """The case's events on the topic once all of `types` have arrived, in topic order."""
+
+    async def arrived() -> list[Envelope] | None:
+        events = await case_events(running, case_id)
+        return events if [type(e.event) for e in events] == list(types) else None
+
+    return await eventually(arrived, timeout_s=20, interval_s=0.3)
+
+
+def consultation(**changes: object) -> dict:
+    body = {"held_on": TODAY, "duration_minutes": 45, "topics": ["work"], "family_members_counselled": 1}
+    body.update(changes)
+    return body
+
+
+def field_errors(answer: httpx.Response) -> dict[str, str]:
+    return {error["field"]: error["code"] for error in answer.json().get("errors", [])}
+
+
+# --- opening ---------------------------------------------------------------------------------
+
+
+async def test_a_registration_opens_one_case_per_routed_service_line(cases: Running) -> None:
+    envelope = registration(ServiceLine.JMD, (ServiceLine.JMD, ServiceLine.REFUGEE), office_id="rsc-hochfeld")
+    # Delivered twice: the consumer applies it once.
+    await publish(cases.bootstrap, topics.CLIENTS, [envelope, envelope])
+    opened = await cases_of(cases, envelope.event.client_id, expected=2)
+    assert sorted(case["service_line"] for case in opened) == ["JMD", "REFUGEE"]
+    assert {case["office_id"] for case in opened} == {"rsc-hochfeld"}
+    assert not any(case["opened_by_hand"] for case in opened)
+    [first] = await published(cases, opened[0]["case_id"], CaseOpened)
+    assert first.causation_id == str(envelope.id)
+    assert first.correlation_id == envelope.correlation_id
+    assert len(await cases_of(cases, envelope.event.client_id)) == 2
+
+
+async def test_a_registration_from_before_service_lines_opens_its_one_line(cases: Running) -> None:
+    envelope = registration(ServiceLine.MBE, ())
+    await publish(cases.bootstrap, topics.CLIENTS, [envelope])
+    [case] = await cases_of(cases, envelope.event.client_id)
+    assert case["service_line"] == "MBE"
+
+
+async def test_staff_open_a_case_by_hand_in_another_service_line(cases: Running) -> None:
+    case = await registered_case(cases)
+    body = {
+        "client_id": case["client_id"],
+        "service_line": "KIM",
+        "office_id": "rsc-hamborn",
+        "case_manager_id": "cm-1",
+    }
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
+    opened = await cases.http.post("/cases", json=body, headers=headers)
+    assert opened.status_code == 201, opened.text
+    kim = opened.json()
+    assert (kim["service_line"], kim["opened_by_hand"], kim["case_manager_id"]) == ("KIM", True, "cm-1")
+    assert opened.headers["ETag"] == '"1"'
+    # A double click with the same key: the same answer, no second case.
+    again = await cases.http.post("/cases", json=body, headers=headers)
+    assert (again.status_code, again.json(), again.headers["Idempotent-Replayed"]) == (201, kim, "true")
+    # Without the key it is a second attempt at the same line: refused, naming the open case.
+    refused = await cases.http.post("/cases", json=body)
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "open_case_exists" and kim["case_id"] in refused.json()["message"]
+    assert len(await cases_of(cases, case["client_id"])) == 2
+    [event] = await published(cases, kim["case_id"], CaseOpened)
+    assert event.event.opened_by_hand and event.event.case_manager_id == "cm-1"
+
+
+async def test_opening_by_hand_needs_a_known_person_and_valid_input(cases: Running) -> None:
+    unknown = await cases.http.post(
+        "/cases", json={"client_id": str(uuid.uuid4()), "service_line": "MBE", "office_id": "rsc-hamborn"}
+    )
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "not_found")
+    bad = {"client_id": "nope", "service_line": "XYZ", "office_id": "Not An Office"}
+    german = await cases.http.post("/cases", json=bad)
+    english = await cases.http.post("/cases", json=bad, headers={"Accept-Language": "en"})
+    assert german.status_code == english.status_code == 422
+    assert field_errors(german) == {
+        "client_id": "uuid_parsing",
+        "service_line": "enum",
+        "office_id": "invalid_office_id",
+    }
+    assert german.json()["errors"][2]["message"] != english.json()["errors"][2]["message"]
+
+
+# --- assigning, transferring, closing, reopening ---------------------------------------------
+
+
+async def test_assigning_needs_the_current_version_and_happens_once(cases: Running) -> None:
+    case = await registered_case(cases)
+    case_id, url = case["case_id"], f"/cases/{case['case_id']}/assign"
+    etag = await version_of(cases, case_id)
+    missing = await cases.http.post(url, json={"case_manager_id": "cm-anna"})
+    assert (missing.status_code, missing.json()["code"]) == (428, "if_match_required")
+    assigned = await cases.http.post(url, json={"case_manager_id": "cm-anna"}, headers={"If-Match": etag})
+    assert assigned.status_code == 200, assigned.text
+    assert assigned.json()["case_manager_id"] == "cm-anna"
+    assert assigned.headers["ETag"] == await version_of(cases, case_id) != etag
+    # A colleague who loaded the case before: 409 with a message in German, and in English on request.
+    stale = await cases.http.post(url, json={"case_manager_id": "cm-bora"}, headers={"If-Match": etag})
+    stale_en = await cases.http.post(
+        url, json={"case_manager_id": "cm-bora"}, headers={"If-Match": etag, "Accept-Language": "en"}
+    )
+    assert stale.status_code == stale_en.status_code == 409
+    assert stale.json()["code"] == "version_conflict"
+    assert "inzwischen" in stale.json()["message"] and "in the meantime" in stale_en.json()["message"]
+    again = await cases.http.post(
+        url, json={"case_manager_id": "cm-bora"}, headers={"If-Match": assigned.headers["ETag"]}
+    )
+    assert (again.status_code, again.json()["code"]) == (409, "case_already_assigned")
+    [_, assigned_event] = await published(cases, case_id, CaseOpened, CaseAssigned)
+    assert assigned_event.event.case_manager_id == "cm-anna"
+
+
+async def test_a_transfer_moves_the_case_with_a_reason(cases: Running) -> None:
+    case = await registered_case(cases)
+    url = f"/cases/{case['case_id']}/transfer"
+    etag = await version_of(cases, case["case_id"])
+    unknown_reason = await cases.http.post(url, json={"to_office_id": "rsc-hochfeld", "reason": "whim"})
+    assert (unknown_reason.status_code, field_errors(unknown_reason)) == (422, {"reason": "unknown_transfer_reason"})
+    nothing = await cases.http.post(
+        url, json={"to_office_id": case["office_id"], "reason": "caseload"}, headers={"If-Match": etag}
+    )
+    assert (nothing.status_code, field_errors(nothing)) == (422, {"to_office_id": "transfer_changes_nothing"})
+    moved = await cases.http.post(
+        url,
+        json={"to_office_id": "rsc-hochfeld", "to_case_manager_id": "cm-cem", "reason": "moved_within_city"},
+        headers={"If-Match": etag},
+    )
+    assert moved.status_code == 200, moved.text
+    assert (moved.json()["office_id"], moved.json()["case_manager_id"]) == ("rsc-hochfeld", "cm-cem")
+    [_, transferred] = await published(cases, case["case_id"], CaseOpened, CaseTransferred)
+    assert (transferred.event.from_office_id, transferred.event.to_office_id) == ("rsc-hamborn", "rsc-hochfeld")
+    assert (transferred.event.to_case_manager_id, transferred.event.reason) == ("cm-cem", "moved_within_city")
+
+
+async def test_closing_and_reopening_and_what_a_closed_case_refuses(cases: Running) -> None:
+    case = await registered_case(cases)
+    case_id = case["case_id"]
+    etag = await version_of(cases, case_id)
+    unknown = await cases.http.post(f"/cases/{case_id}/close", json={"reason": "bored"}, headers={"If-Match": etag})
+    assert (unknown.status_code, field_errors(unknown)) == (422, {"reason": "unknown_close_reason"})
+    closed = await cases.http.post(f"/cases/{case_id}/close", json={"reason": "moved_away"}, headers={"If-Match": etag})
+    assert closed.status_code == 200, closed.text
+    assert (closed.json()["status"], closed.json()["close_reason"]) == ("closed", "moved_away")
+    current = {"If-Match": closed.headers["ETag"]}
+    twice = await cases.http.post(f"/cases/{case_id}/close", json={"reason": "moved_away"}, headers=current)
+    assert (twice.status_code, twice.json()["code"]) == (409, "case_already_closed")
+    on_closed = await cases.http.post(f"/cases/{case_id}/consultations", json=consultation())
+    assert (on_closed.status_code, on_closed.json()["code"]) == (409, "case_closed")
+    goal_on_closed = await cases.http.post(f"/cases/{case_id}/plan/goals", json={"topic_code": "work"})
+    assert goal_on_closed.status_code == 409
+    reopened = await cases.http.post(f"/cases/{case_id}/reopen", headers=current)
+    assert reopened.status_code == 200, reopened.text
+    assert (reopened.json()["status"], reopened.json()["close_reason"]) == ("open", None)
+    again = await cases.http.post(f"/cases/{case_id}/reopen", json={}, headers={"If-Match": reopened.headers["ETag"]})
+    assert (again.status_code, again.json()["code"]) == (409, "case_already_open")
+    events = await published(cases, case_id, CaseOpened, CaseClosed, CaseReopened)
+    assert events[1].event.reason == "moved_away"
+
+
+async def test_reopening_is_refused_while_another_case_in_that_line_is_open(cases: Running) -> None:
+    case = await registered_case(cases)
+    etag = await version_of(cases, case["case_id"])
+    closed = await cases.http.post(
+        f"/cases/{case['case_id']}/close", json={"reason": "no_contact"}, headers={"If-Match": etag}
+    )
+    newer = await cases.http.post(
+        "/cases",
+        json={"client_id": case["client_id"], "service_line": case["service_line"], "office_id": "rsc-hamborn"},
+    )
+    assert newer.status_code == 201
+    refused = await cases.http.post(f"/cases/{case['case_id']}/reopen", headers={"If-Match": closed.headers["ETag"]})
+    assert (refused.status_code, refused.json()["code"]) == (409, "open_case_exists")
+
+
+async def test_unknown_cases_are_404_on_every_endpoint(cases: Running) -> None:
+    missing = uuid.uuid4()
+    answers = [
+        await cases.http.get(f"/cases/{missing}"),
+        await cases.http.get(f"/cases/{missing}/overview"),
+        await cases.http.post(f"/cases/{missing}/assign", json={"case_manager_id": "x"}, headers={"If-Match": '"1"'}),
+        await cases.http.post(f"/cases/{missing}/transfer", json={"to_office_id": "rsc-x", "reason": "other"}),
+        await cases.http.post(f"/cases/{missing}/close", json={"reason": "other"}, headers={"If-Match": '"1"'}),
+        await cases.http.post(f"/cases/{missing}/reopen", headers={"If-Match": '"1"'}),
+        await cases.http.post(f"/cases/{missing}/consultations", json=consultation()),
+        await cases.http.post(f"/cases/{missing}/plan/goals", json={"topic_code": "work"}),
+    ]
+    assert [answer.status_code for answer in answers] == [404] * len(answers)
+
+
+# --- consultations and topics ----------------------------------------------------------------
+
+
+async def test_a_consultation_records_everything_and_its_note_stays_in_cases(cases: Running) -> None:
+    case = await registered_case(cases)
+    note = f"private note {uuid.uuid4()}"
+    recorded = await cases.http.post(
+        f"/cases/{case['case_id']}/consultations",
+        json=consultation(
+            topics=["residence_law", "housing"],
+            mode="video",
+            language="ar",
+            interpreter_used=True,
+            family_members_counselled=3,
+            case_manager_id="cm-dana",
+            note=note,
+        ),
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert recorded.status_code == 201, recorded.text
+    assert recorded.headers["ETag"] == '"2"'
+    [_, event] = await published(cases, case["case_id"], CaseOpened, ConsultationRecorded)
+    assert event.event.topics == ("residence_law", "housing")
+    assert (event.event.mode, event.event.language, event.event.interpreter_used) == ("video", "ar", True)
+    assert (event.event.family_members_counselled, event.event.case_manager_id) == (3, "cm-dana")
+    for record in await read_topic(cases.bootstrap, topics.CASES):
+        assert note.encode() not in record.value
+    overview = (await cases.http.get(f"/cases/{case['case_id']}/overview")).json()
+    assert overview["consultations"][0]["note"] == note
+
+
+async def test_a_consultation_with_unknown_topics_or_bad_fields_gets_a_message_per_field(cases: Running) -> None:
+    case = await registered_case(cases)
+    url = f"/cases/{case['case_id']}/consultations"
+    unknown = await cases.http.post(url, json=consultation(topics=["work", "astrology", "tarot"]))
+    assert (unknown.status_code, field_errors(unknown)) == (
+        422,
+        {"topics.1": "unknown_topic", "topics.2": "unknown_topic"},
+    )
+    bad = await cases.http.post(
+        url, json=consultation(mode="telepathy", language="arabic", held_on="2999-01-01", duration_minutes=0)
+    )
+    assert field_errors(bad) == {
+        "mode": "enum",
+        "language": "invalid_language",
+        "held_on": "held_in_future",
+        "duration_minutes": "greater_than_equal",
+    }
+    stale = await cases.http.post(url, json=consultation(), headers={"If-Match": '"99"'})
+    assert (stale.status_code, stale.json()["code"]) == (409, "version_conflict")
+    # Nothing of the refused requests was written.
+    overview = (await cases.http.get(f"/cases/{case['case_id']}/overview")).json()
+    assert overview["consultations"] == [] and overview["case"]["version"] == 1
+
+
+async def test_the_topic_taxonomy_is_data_a_city_extends(cases: Running) -> None:
+    listed = (await cases.http.get("/topics")).json()
+    by_code = {topic["code"]: topic for topic in listed}
+    assert {"residence_law", "family_reunification", "debts", "recognition_of_qualifications"} <= set(by_code)
+    assert (by_code["housing"]["label_de"], by_code["housing"]["label_en"]) == ("Wohnen", "Housing")
+    code = f"city_{uuid.uuid4().hex[:8]}"
+    added = await cases.http.post(
+        "/topics", json={"code": code, "label_de": "Energieschulden", "label_en": "Energy debts"}
+    )
+    assert added.status_code == 201, added.text
+    assert code in {topic["code"] for topic in (await cases.http.get("/topics")).json()}
+    duplicate = await cases.http.post("/topics", json={"code": code, "label_de": "x", "label_en": "y"})
+    assert (duplicate.status_code, duplicate.json()["code"]) == (409, "topic_exists")
+    invalid = await cases.http.post("/topics", json={"code": "Bad Code", "label_de": "", "label_en": "y"})
+    assert field_errors(invalid) == {"code": "invalid_code", "label_de": "string_too_short"}
+    case = await registered_case(cases)
+    used = await cases.http.post(f"/cases/{case['case_id']}/consultations", json=consultation(topics=[code]))
+    assert used.status_code == 201
+
+
+async def test_the_reason_code_lists_are_listed(cases: Running) -> None:
+    reasons = (await cases.http.get("/reasons")).json()
+    assert {"goals_reached", "moved_away", "no_contact", "handed_over", "other"} <= {
+        r["code"] for r in reasons["close"]
+    }
+    assert all(r["label_de"] and r["label_en"] for r in reasons["close"] + reasons["transfer"])
+
+
+# --- the integration support plan ------------------------------------------------------------
+
+
+async def test_plan_goals_are_set_and_change_status_as_events(cases: Running) -> None:
+    case = await registered_case(cases)
+    url = f"/cases/{case['case_id']}/plan/goals"
+    target = (date.today() + timedelta(days=90)).isoformat()
+    unknown = await cases.http.post(url, json={"topic_code": "astrology"})
+    assert field_errors(unknown) == {"topic_code": "unknown_topic"}
+    past = await cases.http.post(url, json={"topic_code": "work", "target_date": "2001-01-01"})
+    assert field_errors(past) == {"target_date": "target_date_in_past"}
+    goal = await cases.http.post(url, json={"topic_code": "language_integration_course", "target_date": target})
+    assert goal.status_code == 201, goal.text
+    goal_id = goal.json()["goal_id"]
+    assert goal.json()["status"] == "open"
+    status_url = f"{url}/{goal_id}/status"
+    without = await cases.http.post(status_url, json={"status": "reached"})
+    assert without.status_code == 428
+    reached = await cases.http.post(status_url, json={"status": "reached"}, headers={"If-Match": goal.headers["ETag"]})
+    assert (reached.status_code, reached.json()["status"]) == (200, "reached")
+    dropped = await cases.http.post(
+        status_url, json={"status": "dropped"}, headers={"If-Match": reached.headers["ETag"]}
+    )
+    assert (dropped.status_code, dropped.json()["code"]) == (409, "goal_transition_not_allowed")
+    unknown_goal = await cases.http.post(
+        f"{url}/{uuid.uuid4()}/status", json={"status": "reached"}, headers={"If-Match": reached.headers["ETag"]}
+    )
+    assert unknown_goal.status_code == 404
+    [_, goal_set, goal_changed] = await published(
+        cases, case["case_id"], CaseOpened, PlanGoalSet, PlanGoalStatusChanged
+    )
+    assert (goal_set.event.topic_code, goal_set.event.target_date.isoformat()) == (
+        "language_integration_course",
+        target,
+    )
+    assert (str(goal_changed.event.goal_id), goal_changed.event.status) == (goal_id, "reached")
+
+
+# --- lists -----------------------------------------------------------------------------------
+
+
+async def test_lists_filter_by_case_manager_office_line_status_and_topic(cases: Running) -> None:
+    office = new_office()
+    manager = f"cm-{uuid.uuid4().hex[:8]}"
+    made = [await registered_case(cases, office_id=office) for _ in range(3)]
+    first, second, third = made
+    assigned = await cases.http.post(
+        f"/cases/{first['case_id']}/assign",
+        json={"case_manager_id": manager},
+        headers={"If-Match": await version_of(cases, first["case_id"])},
+    )
+    assert assigned.status_code == 200
+    await cases.http.post(f"/cases/{second['case_id']}/consultations", json=consultation(topics=["debts"]))
+    await cases.http.post(
+        f"/cases/{third['case_id']}/close",
+        json={"reason": "other"},
+        headers={"If-Match": await version_of(cases, third["case_id"])},
+    )
+
+    async def ids(**params: str) -> list[str]:
+        answer = await cases.http.get("/cases", params=params)
+        assert answer.status_code == 200, answer.text
+        return [case["case_id"] for case in answer.json()["items"]]
+
+    assert await ids(case_manager_id=manager) == [first["case_id"]]
+    assert set(await ids(office_id=office)) == {case["case_id"] for case in made}
+    assert set(await ids(office_id=office, status="open")) == {first["case_id"], second["case_id"]}
+    assert await ids(office_id=office, status="closed") == [third["case_id"]]
+    assert await ids(office_id=office, topic="debts") == [second["case_id"]]
+    assert await ids(office_id=office, service_line="JMD") == []
+
+
+async def test_lists_page_with_a_cursor_newest_first(cases: Running) -> None:
+    office = new_office()
+    made = [await registered_case(cases, office_id=office) for _ in range(5)]
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        params = {"office_id": office, "limit": "2", **({"cursor": cursor} if cursor else {})}
+        page = (await cases.http.get("/cases", params=params)).json()
+        seen += [case["case_id"] for case in page["items"]]
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == 3
+    assert seen == [case["case_id"] for case in reversed(made)]
+    bad_cursor = await cases.http.get("/cases", params={"cursor": "garbage!"})
+    assert (bad_cursor.status_code, field_errors(bad_cursor)) == (422, {"cursor": "invalid_cursor"})
+    too_many = await cases.http.get("/cases", params={"limit": "5000"})
+    assert (too_many.status_code, field_errors(too_many)) == (422, {"limit": "less_than_equal"})
+
+
+# --- the whole case in one answer ------------------------------------------------------------
+
+
+async def test_the_overview_shows_the_whole_case(cases: Running) -> None:
+    case = await registered_case(cases)
+    case_id, client_id = case["case_id"], case["client_id"]
+    cases.intake.persons[client_id] = {
+        "client_id": client_id,
+        "family_name": "Yılmaz",
+        "given_name": "Ayşe",
+        "birth_date": "1990-03-01",
+        "office_id": "rsc-hamborn",
+        "service_line": "MBE",
+        "address": "not for the overview",
+    }
+    kim = await cases.http.post(
+        "/cases", json={"client_id": client_id, "service_line": "KIM", "office_id": "rsc-hamborn"}
+    )
+    await cases.http.post(f"/cases/{case_id}/consultations", json=consultation(note="stays"))
+    await cases.http.post(f"/cases/{case_id}/plan/goals", json={"topic_code": "work"})
+    sent = ReferralSent(
+        client_id=uuid.UUID(client_id),
+        referral_id=uuid.uuid4(),
+        case_id=uuid.UUID(case_id),
+        agency_id="jobcenter-duisburg",
+        topic_code="work",
+        office_id="rsc-hamborn",
+        sent_at=datetime.now(UTC),
+    )
+    accepted = ReferralAccepted(
+        client_id=sent.client_id, referral_id=sent.referral_id, agency_id=sent.agency_id, accepted_at=datetime.now(UTC)
+    )
+    await publish(cases.bootstrap, topics.REFERRALS, [Envelope(event=sent), Envelope(event=accepted)])
+
+    async def referral_accepted() -> dict | None:
+        answer = await cases.http.get(f"/cases/{case_id}/overview")
+        referrals = answer.json()["referrals"]
+        return answer if referrals and referrals[0]["status"] == "accepted" else None
+
+    answer = await eventually(referral_accepted)
+    overview = answer.json()
+    assert answer.headers["ETag"] == f'"{overview["case"]["version"]}"'
+    assert overview["person"]["family_name"] == "Yılmaz" and "address" not in overview["person"]
+    assert overview["person_unavailable"] is None
+    lines = {line["service_line"]: line for line in overview["service_lines"]}
+    assert set(lines) == {"MBE", "KIM"} and lines["MBE"]["current"] and not lines["KIM"]["current"]
+    assert lines["KIM"]["case_id"] == kim.json()["case_id"]
+    assert [c["note"] for c in overview["consultations"]] == ["stays"]
+    assert [g["topic_code"] for g in overview["plan"]] == ["work"]
+    assert overview["referrals"][0]["agency_id"] == "jobcenter-duisburg"
+    assert [entry["event"] for entry in overview["history"]] == ["CaseOpened", "ConsultationRecorded", "PlanGoalSet"]
+
+
+async def test_the_overview_comes_without_the_person_when_intake_cannot_answer(cases: Running) -> None:
+    slow, failing, unknown = [await registered_case(cases) for _ in range(3)]
+    cases.intake.slow.add(slow["client_id"])
+    cases.intake.failing.add(failing["client_id"])
+    expected = {
+        slow["case_id"]: "intake_unreachable",
+        failing["case_id"]: "intake_error",
+        unknown["case_id"]: "person_not_in_intake",
+    }
+    for case_id, reason in expected.items():
+        answer = await cases.http.get(f"/cases/{case_id}/overview", headers={"Accept-Language": "en"})
+        assert answer.status_code == 200
+        overview = answer.json()
+        assert overview["person"] is None
+        assert overview["person_unavailable"]["code"] == reason and overview["person_unavailable"]["message"]
+        assert overview["case"]["case_id"] == case_id and overview["history"]
+
+
+async def test_the_intake_adapter_reports_an_unreachable_intake(cases: Running) -> None:
+    [closed_port] = free_ports(1)
+    lookup = await IntakeDirectory(f"http://127.0.0.1:{closed_port}", 1.0).person_summary(uuid.uuid4())
+    assert (lookup.person, lookup.unavailable) == (None, "intake_unreachable")
+
+
+# --- merged records --------------------------------------------------------------------------
+
+
+async def test_a_merge_moves_the_cases_and_closes_the_duplicate_once(cases: Running) -> None:
+    survivor, retired = registration(ServiceLine.MBE), registration(ServiceLine.MBE, (ServiceLine.MBE, ServiceLine.KIM))
+    await publish(cases.bootstrap, topics.CLIENTS, [survivor, retired])
+    [kept] = await cases_of(cases, survivor.event.client_id)
+    retired_cases = await cases_of(cases, retired.event.client_id, expected=2)
+    duplicate = next(c for c in retired_cases if c["service_line"] == "MBE")
+    merged = Envelope(
+        event=ClientsMerged(
+            client_id=survivor.event.client_id, merged_client_id=retired.event.client_id, merged_at=datetime.now(UTC)
+        )
+    )
+    # The same fact twice, once as a redelivery and once as a second event with a new id.
+    again = Envelope(event=merged.event)
+    await publish(cases.bootstrap, topics.CLIENTS, [merged, merged, again])
+    after = await cases_of(cases, survivor.event.client_id, expected=3)
+    assert {c["case_id"] for c in after} == {kept["case_id"], *(c["case_id"] for c in retired_cases)}
+    by_id = {c["case_id"]: c for c in after}
+    assert (by_id[duplicate["case_id"]]["status"], by_id[duplicate["case_id"]]["close_reason"]) == (
+        "closed",
+        "duplicate_record",
+    )
+    assert [c["status"] for c in after if c["service_line"] == "KIM"] == ["open"]
+    # The retired id now means the survivor: its list is the survivor's.
+    assert {c["case_id"] for c in await cases_of(cases, retired.event.client_id, expected=3)} == set(by_id)
+    [_, closed] = await published(cases, duplicate["case_id"], CaseOpened, CaseClosed)
+    assert (closed.event.client_id, closed.event.reason) == (survivor.event.client_id, "duplicate_record")
+    overview = (await cases.http.get(f"/cases/{duplicate['case_id']}/overview")).json()
+    # One history entry for the merge, though it arrived three times.
+    assert [entry["event"] for entry in overview["history"]] == ["CaseOpened", "ClientsMerged", "CaseClosed"]
+
+
+async def test_a_merge_seen_before_the_retired_registration_still_lands_on_the_survivor(cases: Running) -> None:
+    survivor = registration(ServiceLine.MBE)
+    retired_id = uuid.uuid4()
+    merged = ClientsMerged(client_id=survivor.event.client_id, merged_client_id=retired_id, merged_at=datetime.now(UTC))
+    await publish(cases.bootstrap, topics.CLIENTS, [survivor, Envelope(event=merged)])
+    await cases_of(cases, survivor.event.client_id)
+    late = registration(ServiceLine.JMD, client_id=retired_id)
+    await publish(cases.bootstrap, topics.CLIENTS, [late])
+    after = await cases_of(cases, survivor.event.client_id, expected=2)
+    assert sorted(c["service_line"] for c in after) == ["JMD", "MBE"]
+    assert {c["client_id"] for c in after} == {str(survivor.event.client_id)}
+    # Opening by hand with the retired id opens for the survivor.
+    by_hand = await cases.http.post(
+        "/cases", json={"client_id": str(retired_id), "service_line": "KIM", "office_id": "rsc-hamborn"}
+    )
+    assert (by_hand.status_code, by_hand.json()["client_id"]) == (201, str(survivor.event.client_id))
