@@ -5,7 +5,7 @@ export UV_PYTHON := python3
 # `python3 -m uv`: works right after bootstrap installed uv, whatever PATH or pyenv shims say.
 UV := python3 -m uv
 
-.PHONY: up down test bench lint format install clean-state
+.PHONY: up down test demo bench lint format install clean-state
 
 install:
 	@bash tools/bootstrap.sh
@@ -22,6 +22,10 @@ down:
 ## The whole test suite on a real Kafka broker and a real PostgreSQL (started by the fixtures).
 test: install
 	@$(UV) run pytest
+
+## Fill a running system (`make up` in another terminal) with realistic synthetic people.
+demo: install
+	@$(UV) run python -m tools.demo
 
 ## Benchmarks (print figures; not part of the tests).
 bench: install
