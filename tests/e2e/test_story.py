@@ -78,7 +78,15 @@ async def test_one_persons_story_end_to_end(stack: Stack) -> None:
         )
         assert consultation.status_code == 201, consultation.text
 
-        # 4. A referral to the Jobcenter, which answers through its own service.
+        # 4. She consents to sharing her name with the Jobcenter; then the referral, which the
+        # Jobcenter answers through its own service.
+        consent = await http.post(
+            f"{stack.url('intake')}/clients/{client['client_id']}/consents",
+            json={"purpose": "sharing", "agency_kind": "jobcenter", "data_categories": ["name", "topic"],
+                  "text_version": "2026-01", "given_on": date.today().isoformat(), "recorded_by": "staff-hamborn-1"},
+        )  # fmt: skip
+        assert consent.status_code == 201, consent.text
+
         async def referrals_knows_case() -> httpx.Response | None:
             response = await http.post(
                 f"{stack.url('referrals')}/referrals",
@@ -117,19 +125,25 @@ async def test_one_persons_story_end_to_end(stack: Stack) -> None:
 
     # The events on Kafka: each exactly once, carrying the request's correlation id, no personal data.
     client_id = client["client_id"]
-    [registered_event] = await events_about(stack, topics.CLIENTS, client_id)
-    assert isinstance(registered_event.event, ClientRegistered)
+    client_events = await events_about(stack, topics.CLIENTS, client_id)
+    assert [type(e.event).__name__ for e in client_events] == ["ClientRegistered", "ConsentGiven"]
+    registered_event = client_events[0]
     case_events = await events_about(stack, topics.CASES, client_id)
     assert [type(e.event) for e in case_events] == [CaseOpened, ConsultationRecorded]
     assert case_events[0].correlation_id == correlation_id
     assert case_events[0].causation_id == str(registered_event.id)
     [sent_to_agency] = await events_about(stack, topics.agency_referrals(PARTNER_AGENCY), client_id)
     assert isinstance(sent_to_agency.event, ReferralSent)
+    # The agency gets exactly the consented categories: her name, not her phone.
+    shared = sent_to_agency.event.shared_data
+    assert shared is not None and (shared.family_name, shared.given_name) == ("Yılmaz", "Ayşe")
+    assert shared.phone is None and shared.birth_date is None
     [agency_answer] = await events_about(stack, topics.agency_answers(PARTNER_AGENCY), client_id)
     assert isinstance(agency_answer.event, ReferralAccepted)
     lifecycle = await events_about(stack, topics.REFERRALS, client_id)
     assert [type(e.event) for e in lifecycle] == [ReferralSent, ReferralAccepted]
-    for topic in (topics.CLIENTS, topics.CASES, topics.REFERRALS, topics.agency_referrals(PARTNER_AGENCY)):
+    assert all(e.event.shared_data is None for e in lifecycle if isinstance(e.event, ReferralSent))
+    for topic in (topics.CLIENTS, topics.CASES, topics.REFERRALS):
         for record in await read_topic(stack.kafka_bootstrap, topic):
             if record.key == client_id.encode():
                 for secret in (b"Ayse", "Ayşe".encode(), "Yılmaz".encode(), b"123456", b"stays in cases"):

@@ -7,23 +7,40 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from knotenpunkt import topics
-from knotenpunkt.events import CaseOpened, ReferralAccepted, ReferralDeclined
+from knotenpunkt.events import (
+    CaseAssigned,
+    CaseOpened,
+    CaseTransferred,
+    ConsentWithdrawn,
+    ReferralAccepted,
+    ReferralCompleted,
+    ReferralDeclined,
+)
 from knotenpunkt.service import ServiceRuntime
-from referrals import handlers
 from referrals.api import build_router
+from referrals.domain import Clock
+from referrals.handlers import ReferralNetwork
+from referrals.intake import HttpIntake, IntakePort
 from referrals.settings import ReferralsSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def create_app(settings: ReferralsSettings | None = None) -> FastAPI:
+def create_app(
+    settings: ReferralsSettings | None = None, intake: IntakePort | None = None, clock: Clock | None = None
+) -> FastAPI:
     settings = settings or ReferralsSettings()
     runtime = ServiceRuntime(
         settings,
         MIGRATIONS,
-        topics=[topics.REFERRALS, topics.CASES],
+        topics=[topics.REFERRALS, topics.CASES, topics.CLIENTS],
         title="Knotenpunkt referrals",
         description="Sends people to partner agencies and follows each referral to its outcome.",
+    )
+    network = ReferralNetwork(
+        clock=clock or Clock(day_seconds=settings.referral_day_seconds),
+        intake=intake or HttpIntake(settings.intake_url, settings.intake_timeout_s),
+        consent_gate_enabled=settings.consent_gate_enabled,
     )
 
     async def create_agency_topics() -> None:
@@ -34,10 +51,30 @@ def create_app(settings: ReferralsSettings | None = None) -> FastAPI:
         )
 
     runtime.on_startup(create_agency_topics)
-    runtime.consume({CaseOpened: handlers.on_case_opened}, topics.CASES)
     runtime.consume(
-        {ReferralAccepted: handlers.on_agency_answer, ReferralDeclined: handlers.on_agency_answer},
+        {
+            CaseOpened: network.on_case_opened,
+            CaseAssigned: network.on_case_assigned,
+            CaseTransferred: network.on_case_transferred,
+        },
+        topics.CASES,
+    )
+    runtime.consume({ConsentWithdrawn: network.on_consent_withdrawn}, topics.CLIENTS)
+    runtime.consume(
+        {
+            ReferralAccepted: network.on_agency_answer,
+            ReferralDeclined: network.on_agency_answer,
+            ReferralCompleted: network.on_agency_answer,
+        },
         pattern=topics.AGENCY_ANSWERS_PATTERN,
     )
-    runtime.include_router(build_router(runtime.database))
+    runtime.include_router(build_router(runtime.database, network))
+
+    async def deadlines() -> None:
+        async with runtime.database.transaction() as connection:
+            await network.run_deadlines(connection)
+
+    # Reminders and expiries run inside the service, next to its consumers (safe with replicas:
+    # run_deadlines locks the rows it takes and skips those another replica holds).
+    runtime.every("referral-deadlines", settings.deadline_check_interval_s, deadlines)
     return runtime.app

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from datetime import date
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from knotenpunkt.events import CompletionOutcome, DeclineReason
 from knotenpunkt.i18n import register_messages
 
 register_messages(
@@ -11,6 +13,38 @@ register_messages(
         "unknown_agency": {
             "de": "Diese Partnerstelle ist nicht im Verzeichnis.",
             "en": "This partner agency is not in the directory.",
+        },
+        "no_sharing_consent": {
+            "de": "Für die Weitergabe an diese Partnerstelle liegt keine gültige Einwilligung "
+            "(Schweigepflichtentbindung) der Person vor. Bitte zuerst die Einwilligung in der Aufnahme erfassen.",
+            "en": "The person has not given a valid consent to share their data with this partner agency. "
+            "Please record the consent at intake first.",
+        },
+        "unknown_client": {
+            "de": "Die Aufnahme kennt diese Person nicht (mehr); die Vermittlung ist nicht möglich.",
+            "en": "Intake does not know this person (any more); the referral is not possible.",
+        },
+        "intake_unavailable": {
+            "de": "Die Einwilligung kann gerade nicht geprüft werden (Aufnahme nicht erreichbar). "
+            "Bitte später erneut versuchen.",
+            "en": "The consent cannot be checked right now (intake unreachable). Please try again later.",
+        },
+        "referral_not_accepted_yet": {
+            "de": "Die Vermittlung ist noch nicht angenommen und kann daher nicht abgeschlossen werden.",
+            "en": "The referral has not been accepted yet, so it cannot be completed.",
+        },
+        "referral_transition_impossible": {
+            "de": "Die Vermittlung ist im Status „{current}“ und kann nicht „{target}“ werden.",
+            "en": "The referral is '{current}' and cannot become '{target}'.",
+        },
+        "referral_closed": {
+            "de": "Die Vermittlung ist bereits abgeschlossen (Status „{current}“) und kann nicht mehr "
+            "„{target}“ werden.",
+            "en": "The referral is already closed (status '{current}') and cannot become '{target}' any more.",
+        },
+        "period_reversed": {
+            "de": "Das Ende des Zeitraums liegt vor seinem Anfang.",
+            "en": "The end of the period is before its start.",
         },
     }
 )
@@ -24,13 +58,73 @@ class ReferralInput(BaseModel):
     topic_code: str = Field(min_length=1, max_length=100, description="Topic the referral is about.")
 
 
+class WithdrawInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DeclineInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: DeclineReason = Field(description="Why the agency declines.")
+
+
+class CompleteInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: CompletionOutcome = Field(description="What came of the referral.")
+
+
 class Referral(BaseModel):
     referral_id: str
     case_id: str
     client_id: str
     agency_id: str
     topic_code: str
+    office_id: str
     status: str
     sent_at: str
+    remind_at: str
+    due_at: str
     answered_at: str | None
     decline_reason: str | None
+    completed_at: str | None
+    outcome: str | None
+    closed_at: str | None
+    withdraw_reason: str | None
+    case_manager_id: str | None = None
+    action_needed: str | None = Field(
+        default=None, description="Why the case manager should look at it now: no_answer_yet, declined, expired."
+    )
+
+
+class InboxReferral(BaseModel):
+    """What an agency sees in its web inbox: the referral, never the person's data (that is shared
+    only on the agency's own topic, under the person's consent)."""
+
+    referral_id: str
+    client_id: str
+    topic_code: str
+    office_id: str
+    status: str
+    sent_at: str
+    answer_due_on: date
+
+
+class Agency(BaseModel):
+    agency_id: str
+    name: str
+    kind: str
+    topics: list[str]
+    languages: list[str]
+    contact: str | None
+    response_days: int
+    channel: str
+
+
+class GapRow(BaseModel):
+    topic_code: str
+    agency_kind: str
+    office_id: str
+    period: str = Field(description="Month the need was recorded in (YYYY-MM).")
+    cause: str
+    count: int
