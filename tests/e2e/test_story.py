@@ -258,3 +258,22 @@ async def test_every_service_reports_ready(stack: Stack) -> None:
             assert ready.status_code == 200
             assert ready.json()["checks"]["database"] == ready.json()["checks"]["kafka"] == "ok"
             assert (await http.get(f"{stack.url(service)}/health/live")).status_code == 200
+
+
+async def test_event_topics_keep_history_and_agency_topics_forget_personal_data(stack: Stack) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+    await admin.start()
+    try:
+        names = [topics.CLIENTS, topics.CASES, topics.REFERRALS, topics.agency_referrals(PARTNER_AGENCY)]
+        responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in names])
+    finally:
+        await admin.close()
+    retention = {}
+    for response in responses:
+        for _code, _message, _type, name, entries in response.resources:
+            retention[name] = next(int(entry[1]) for entry in entries if entry[0] == "retention.ms")
+    assert retention[topics.CLIENTS] == retention[topics.CASES] == retention[topics.REFERRALS] == -1
+    assert retention[topics.agency_referrals(PARTNER_AGENCY)] == topics.AGENCY_TOPIC_RETENTION_MS

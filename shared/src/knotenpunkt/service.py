@@ -46,6 +46,8 @@ class ServiceRuntime:
             settings.kafka_bootstrap,
             client_id=settings.service_name,
             logger=get_logger(f"{settings.service_name}.broker"),
+            # Pattern subscriptions (the agencies' answer topics) notice a new topic within a minute.
+            metadata_max_age_ms=60_000,
             graceful_timeout=15,
         )
         self.producer = Producer(settings.kafka_bootstrap, f"{settings.service_name}-outbox")
@@ -88,8 +90,9 @@ class ServiceRuntime:
     def include_router(self, router: APIRouter) -> None:
         self.app.include_router(router)
 
-    def add_topics(self, names: Sequence[str]) -> None:
-        self._topics.extend(event_topic(name, self.settings.topic_partitions) for name in names)
+    def add_topics(self, specs: Sequence[TopicSpec]) -> None:
+        """More topics to create at startup (e.g. from data, after the database is connected)."""
+        self._topics.extend(specs)
 
     def every(self, name: str, interval_s: float, job: Callable[[], Awaitable[None]]) -> None:
         """Run `job` periodically while the service runs (first run right after startup).

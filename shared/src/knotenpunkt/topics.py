@@ -58,5 +58,15 @@ def event_topic(name: str, partitions: int = 3) -> TopicSpec:
     return TopicSpec(name=name, partitions=partitions, retention_ms=-1)
 
 
+# Agency topics carry personal data (the consented `shared_data`): they are a delivery channel,
+# not the history. They keep 30 days, enough for an agency's service to be down for weeks, and
+# then the data is gone from Kafka (erasure on request must not wait for "forever").
+AGENCY_TOPIC_RETENTION_MS = 30 * 24 * 3600 * 1000
+
+
+def agency_topic(name: str, partitions: int = 3) -> TopicSpec:
+    return TopicSpec(name=name, partitions=partitions, retention_ms=AGENCY_TOPIC_RETENTION_MS)
+
+
 def dead_letter_topic() -> TopicSpec:
     return TopicSpec(name=DEAD_LETTER, partitions=1, retention_ms=-1)

@@ -47,7 +47,11 @@ def create_app(
         async with runtime.database.connection() as connection:
             agencies = [row["agency_id"] for row in await connection.fetch("SELECT agency_id FROM agencies")]
         runtime.add_topics(
-            [name for agency in agencies for name in (topics.agency_referrals(agency), topics.agency_answers(agency))]
+            [
+                topics.agency_topic(name, settings.topic_partitions)
+                for agency in agencies
+                for name in (topics.agency_referrals(agency), topics.agency_answers(agency))
+            ]
         )
 
     runtime.on_startup(create_agency_topics)
