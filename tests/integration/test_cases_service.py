@@ -40,6 +40,7 @@ from knotenpunkt.events import (
     ReferralAccepted,
     ReferralSent,
     ServiceLine,
+    ServiceLineHandoverDue,
 )
 from knotenpunkt.localinfra import free_ports
 from knotenpunkt.localinfra.postgres import ensure_database
@@ -670,3 +671,29 @@ async def test_a_merge_seen_before_the_retired_registration_still_lands_on_the_s
         "/cases", json={"client_id": str(retired_id), "service_line": "KIM", "office_id": "rsc-hamborn"}
     )
     assert (by_hand.status_code, by_hand.json()["client_id"]) == (201, str(survivor.event.client_id))
+
+
+async def test_turning_27_flags_the_open_jmd_case_for_the_case_managers_decision(cases: Running) -> None:
+    young = registration(ServiceLine.JMD)
+    await publish(cases.bootstrap, topics.CLIENTS, [young])
+    [case] = await cases_of(cases, young.event.client_id)
+    due = ServiceLineHandoverDue(
+        client_id=uuid.UUID(case["client_id"]),
+        from_service_line=ServiceLine.JMD,
+        to_service_line=ServiceLine.MBE,
+        due_on=date.today(),
+    )
+    before = await version_of(cases, case["case_id"])
+    await publish(cases.bootstrap, topics.CLIENTS, [Envelope(event=due)])
+
+    async def flagged() -> dict | None:
+        answer = (await cases.http.get(f"/cases/{case['case_id']}")).json()
+        return answer if answer.get("handover_due_on") else None
+
+    flagged_case = await eventually(flagged)
+    assert flagged_case["handover_due_on"] == date.today().isoformat()
+    assert await version_of(cases, case["case_id"]) != before
+    due_list = (await cases.http.get("/cases", params={"handover_due": "true", "limit": 200})).json()["items"]
+    assert case["case_id"] in {c["case_id"] for c in due_list}
+    overview = (await cases.http.get(f"/cases/{case['case_id']}/overview")).json()
+    assert overview["history"][-1]["event"] == "ServiceLineHandoverDue"

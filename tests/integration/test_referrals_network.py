@@ -25,6 +25,7 @@ from knotenpunkt.envelope import Envelope, decode
 from knotenpunkt.events import (
     AgencyKind,
     CaseOpened,
+    ClientsMerged,
     CompletionOutcome,
     ConsentPurpose,
     ConsentWithdrawn,
@@ -112,7 +113,7 @@ def add_agency(running: Running, response_days: int = 30, channel: str = "kafka"
 
 
 # How many fresh agencies the tests take, by (promised response days, channel).
-AGENCY_POOL = {(30, "kafka"): 14, (2, "kafka"): 2, (30, "inbox"): 4}
+AGENCY_POOL = {(30, "kafka"): 15, (2, "kafka"): 2, (30, "inbox"): 4}
 
 
 @pytest.fixture(scope="module")
@@ -518,3 +519,37 @@ async def test_the_directory_lists_the_seeded_duisburg_partners_by_topic(service
     assert (jobcenter["kind"], jobcenter["channel"], jobcenter["response_days"]) == ("jobcenter", "kafka", 10)
     kinds = {a["kind"] for a in (await service.http.get("/agencies")).json()}
     assert {"sozialamt", "schulamt", "course_provider", "welfare_organisation"} <= kinds
+
+
+async def test_after_a_merge_an_answer_quoting_the_retired_id_is_applied_under_the_surviving_one(
+    service: Running,
+) -> None:
+    agency = add_agency(service)
+    case = await open_case(service)
+    sent = await refer(service, case, agency, consent=("name", "topic"))
+    survivor = uuid.uuid4()
+    merged = ClientsMerged(client_id=survivor, merged_client_id=case.client_id, merged_at=datetime.now(UTC))
+    await publish(service.bootstrap, topics.CLIENTS, [Envelope(event=merged, source="test")])
+
+    async def moved() -> bool:
+        referral = (await service.http.get(f"/referrals/{sent['referral_id']}")).json()
+        return referral["client_id"] == str(survivor)
+
+    await eventually(moved)
+    # The agency still knows the person by the id it was sent.
+    await answer_as(
+        service,
+        agency,
+        ReferralAccepted(
+            client_id=case.client_id, referral_id=uuid.UUID(sent["referral_id"]), agency_id=agency,
+            accepted_at=datetime.now(UTC),
+        ),
+    )  # fmt: skip
+    await eventually(lambda: _is(service, sent["referral_id"], "accepted"))
+
+    async def confirmed() -> list[Envelope]:
+        found = await events_on(service, topics.REFERRALS, sent["referral_id"])
+        return [e for e in found if isinstance(e.event, ReferralAccepted)]
+
+    [accepted] = await eventually(confirmed)
+    assert accepted.event.client_id == survivor

@@ -82,6 +82,7 @@ def build_router(database: Database, intake: IntakeDirectory) -> APIRouter:
         service_line: ServiceLine | None = None,
         status: CaseStatus | None = None,
         topic: str | None = Query(default=None, description="Cases with a consultation on this topic code."),
+        handover_due: bool | None = Query(default=None, description="JMD cases whose person turned 27."),
         limit: int = Query(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
         cursor: str | None = Query(default=None, description="`next_cursor` of the previous page."),
     ) -> Any:
@@ -95,6 +96,7 @@ def build_router(database: Database, intake: IntakeDirectory) -> APIRouter:
                 service_line=service_line,
                 status=status,
                 topic=topic,
+                handover_due=handover_due,
                 limit=limit,
                 cursor=decode_cursor(cursor),
             )

@@ -20,6 +20,7 @@ from knotenpunkt.events import (
     ReferralExpired,
     ReferralSent,
     ReferralWithdrawn,
+    ServiceLineHandoverDue,
 )
 from knotenpunkt.service import ServiceRuntime
 
@@ -36,7 +37,11 @@ def create_app(settings: CasesSettings | None = None) -> FastAPI:
         description="Case management: cases, consultations, integration plans, the whole case in one view.",
     )
     runtime.consume(
-        {ClientRegistered: handlers.on_client_registered, ClientsMerged: handlers.on_clients_merged},
+        {
+            ClientRegistered: handlers.on_client_registered,
+            ClientsMerged: handlers.on_clients_merged,
+            ServiceLineHandoverDue: handlers.on_handover_due,
+        },
         topics.CLIENTS,
     )
     runtime.consume(

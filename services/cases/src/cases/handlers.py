@@ -64,6 +64,7 @@ from knotenpunkt.events import (
     ReferralSent,
     ReferralWithdrawn,
     ServiceLine,
+    ServiceLineHandoverDue,
 )
 from knotenpunkt.http import ApiError, not_found
 from knotenpunkt.logging import get_logger
@@ -76,7 +77,7 @@ log = get_logger("cases")
 
 CASE_COLUMNS = (
     "SELECT c.case_id, c.client_id, c.service_line, c.office_id, c.status, c.opened_at, c.case_manager_id, "
-    "c.opened_by_hand, c.closed_at, c.close_reason, c.version, "
+    "c.opened_by_hand, c.closed_at, c.close_reason, c.version, c.handover_due_on, "
     "(SELECT count(*) FROM consultations k WHERE k.case_id = c.case_id) AS consultations FROM cases c"
 )
 
@@ -100,6 +101,7 @@ def case_dict(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
         "client_id": str(row["client_id"]),
         "opened_at": _iso(row["opened_at"]),
         "closed_at": _iso(row.get("closed_at")),
+        "handover_due_on": _iso(row.get("handover_due_on")),
     }
 
 
@@ -307,6 +309,30 @@ async def on_clients_merged(connection: asyncpg.Connection, envelope: Envelope) 
             await _record(connection, row["case_id"], envelope.caused(closed, SOURCE))
         await _changed(connection, row["case_id"])
     log.info("client records merged", moved_cases=len(moving), closed_duplicates=len(duplicates))
+
+
+async def on_handover_due(connection: asyncpg.Connection, envelope: Envelope) -> None:
+    """The person turned 27: their open JMD case is flagged for the case manager's decision."""
+    due = envelope.event
+    assert isinstance(due, ServiceLineHandoverDue)
+    client_id = await resolve_client(connection, due.client_id)
+    rows = await connection.fetch(
+        "UPDATE cases SET handover_due_on = $3 WHERE client_id = $1 AND service_line = $2 AND status = 'open' "
+        "AND handover_due_on IS NULL RETURNING case_id",
+        client_id,
+        due.from_service_line.value,
+        due.due_on,
+    )
+    for row in rows:
+        await connection.execute(
+            "INSERT INTO case_history (case_id, event_id, event_type, occurred_at, data) VALUES ($1, $2, $3, $4, $5)",
+            row["case_id"],
+            envelope.id,
+            envelope.type,
+            envelope.time,
+            due.model_dump(mode="json"),
+        )
+        await _changed(connection, row["case_id"])
 
 
 _REFERRAL_ANSWERS: dict[type[Event], tuple[str, str, str | None]] = {
@@ -676,6 +702,7 @@ async def list_cases(
     topic: str | None,
     limit: int,
     cursor: Cursor | None,
+    handover_due: bool | None = None,
 ) -> Page[dict[str, Any]]:
     """The newest cases first, filtered, one page at a time (keyset pagination)."""
     conditions: list[str] = []
@@ -700,6 +727,8 @@ async def list_cases(
         where(
             "EXISTS (SELECT 1 FROM consultations k WHERE k.case_id = c.case_id AND k.topics @> ARRAY[{}::text])", topic
         )
+    if handover_due is not None:
+        conditions.append("c.handover_due_on IS NOT NULL" if handover_due else "c.handover_due_on IS NULL")
     if cursor is not None:
         if not isinstance(cursor.sort_key, datetime):
             raise ApiError(422, "validation_failed", fields=[("cursor", "invalid_cursor", {})])

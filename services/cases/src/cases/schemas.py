@@ -257,6 +257,7 @@ class Case(BaseModel):
     closed_at: str | None = None
     close_reason: str | None = None
     version: int = 1
+    handover_due_on: str | None = Field(default=None, description="Day a JMD person turned 27 (decision due).")
 
 
 class CasePage(BaseModel):

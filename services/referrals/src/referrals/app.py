@@ -11,6 +11,7 @@ from knotenpunkt.events import (
     CaseAssigned,
     CaseOpened,
     CaseTransferred,
+    ClientsMerged,
     ConsentWithdrawn,
     ReferralAccepted,
     ReferralCompleted,
@@ -63,7 +64,9 @@ def create_app(
         },
         topics.CASES,
     )
-    runtime.consume({ConsentWithdrawn: network.on_consent_withdrawn}, topics.CLIENTS)
+    runtime.consume(
+        {ConsentWithdrawn: network.on_consent_withdrawn, ClientsMerged: network.on_clients_merged}, topics.CLIENTS
+    )
     runtime.consume(
         {
             ReferralAccepted: network.on_agency_answer,

@@ -23,6 +23,7 @@ from knotenpunkt.events import (
     CaseAssigned,
     CaseOpened,
     CaseTransferred,
+    ClientsMerged,
     ConsentPurpose,
     ConsentWithdrawn,
     ReferralAccepted,
@@ -103,6 +104,33 @@ class ReferralNetwork:
             opened.office_id,
             opened.case_manager_id,
         )
+
+    async def on_clients_merged(self, connection: asyncpg.Connection, envelope: Envelope) -> None:
+        """Two records were one person: everything of the retired id now belongs to the survivor."""
+        merged = envelope.event
+        assert isinstance(merged, ClientsMerged)
+        await connection.execute(
+            "INSERT INTO merged_clients (merged_client_id, client_id) VALUES ($1, $2) "
+            "ON CONFLICT (merged_client_id) DO UPDATE SET client_id = EXCLUDED.client_id",
+            merged.merged_client_id,
+            merged.client_id,
+        )
+        # Earlier merges into the retired id now point at the survivor too.
+        await connection.execute(
+            "UPDATE merged_clients SET client_id = $2 WHERE client_id = $1", merged.merged_client_id, merged.client_id
+        )
+        for table in ("referrals", "known_cases"):
+            await connection.execute(
+                f"UPDATE {table} SET client_id = $2 WHERE client_id = $1",
+                merged.merged_client_id,
+                merged.client_id,
+            )
+
+    async def _current_client_id(self, connection: asyncpg.Connection, client_id: UUID) -> UUID:
+        current = await connection.fetchval(
+            "SELECT client_id FROM merged_clients WHERE merged_client_id = $1", client_id
+        )
+        return current or client_id
 
     async def on_case_assigned(self, connection: asyncpg.Connection, envelope: Envelope) -> None:
         assigned = envelope.event
@@ -269,8 +297,10 @@ class ReferralNetwork:
             raise AnswerRefused(f"unknown referral {answer.referral_id}", not_theirs=True)
         if referral["agency_id"] != answering_agency:
             raise AnswerRefused(f"referral {answer.referral_id} was not sent to {answering_agency}", not_theirs=True)
-        if referral["client_id"] != answer.client_id:
+        if referral["client_id"] != await self._current_client_id(connection, answer.client_id):
             raise AnswerRefused(f"answer for referral {answer.referral_id} names another client", not_theirs=True)
+        # The network's fact names the person's current id, also when the agency quoted a retired one.
+        answer = answer.model_copy(update={"client_id": referral["client_id"]})
         target = {
             ReferralAccepted: Status.ACCEPTED,
             ReferralDeclined: Status.DECLINED,
