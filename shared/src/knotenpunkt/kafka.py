@@ -7,9 +7,9 @@ import traceback
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from knotenpunkt.logging import get_logger
 from knotenpunkt.topics import DEAD_LETTER, TopicSpec
@@ -75,6 +75,7 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], timeout_s: f
                 except TopicAlreadyExistsError:
                     pass  # another service created it first: fine
                 log.info("topics created", topics=[topic.name for topic in missing])
+            await _wait_until_led(bootstrap, list(wanted), deadline)
             return
         except KafkaConnectionError:
             if asyncio.get_running_loop().time() > deadline:
@@ -82,6 +83,33 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], timeout_s: f
             await asyncio.sleep(1)
         finally:
             await admin.close()
+
+
+async def _wait_until_led(bootstrap: str, names: list[str], deadline: float) -> None:
+    """Wait until every partition's leader answers for it.
+
+    Metadata names a leader for a new topic before that broker has taken the leadership up; an
+    idempotent producer that writes in that moment was seen to hang for its whole request
+    timeout (30 s) on NotLeaderForPartition. ListOffsets is answered by the leader itself, so
+    once it succeeds for every partition, producing works.
+    """
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, request_timeout_ms=5_000)
+    await consumer.start()
+    try:
+        while True:
+            try:
+                await consumer._client.force_metadata_update()  # see topics created a moment ago
+                partitions = [TopicPartition(n, p) for n in names for p in consumer.partitions_for_topic(n) or ()]
+                if len(partitions) >= len(names):
+                    await consumer.end_offsets(partitions)
+                    return
+            except KafkaError:
+                pass
+            if asyncio.get_running_loop().time() > deadline:
+                raise KafkaTimeoutError(f"topics not ready for writing: {names}")
+            await asyncio.sleep(0.2)
+    finally:
+        await consumer.stop()
 
 
 def _single_broker(admin: AIOKafkaAdminClient) -> bool:
