@@ -251,6 +251,20 @@ async def test_unknown_ids_are_404_and_never_500(stack: Stack) -> None:
     assert malformed.status_code == 422
 
 
+async def test_services_expose_prometheus_metrics_that_move(stack: Stack) -> None:
+    async with httpx.AsyncClient(timeout=10) as http:
+        cases_metrics = (await http.get(f"{stack.url('cases')}/metrics")).text
+        intake_metrics = (await http.get(f"{stack.url('intake')}/metrics")).text
+    # By now (the story ran first) cases has applied registrations and intake's relay published.
+    assert (
+        'knotenpunkt_events_handled_total{event_type="knotenpunkt.intake.ClientRegistered.v1",group="knotenpunkt.cases",outcome="applied"}'
+        in cases_metrics
+    )
+    assert "knotenpunkt_consumer_lag{" in cases_metrics and "knotenpunkt_handler_seconds_bucket" in cases_metrics
+    published = [line for line in intake_metrics.splitlines() if line.startswith("knotenpunkt_outbox_published_total")]
+    assert published and float(published[0].split()[-1]) >= 1
+
+
 async def test_every_service_reports_ready(stack: Stack) -> None:
     async with httpx.AsyncClient(timeout=10) as http:
         for service in ("intake", "cases", "referrals", "stats"):

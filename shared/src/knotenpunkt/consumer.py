@@ -17,11 +17,13 @@ positions" never covers a message still in flight.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import asyncpg
 import structlog
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -32,6 +34,7 @@ from knotenpunkt.envelope import Envelope, InvalidEvent, decode
 from knotenpunkt.events.base import Event
 from knotenpunkt.kafka import DeadLetterPublisher
 from knotenpunkt.logging import get_logger
+from knotenpunkt.metrics import CONSUMER_LAG, EVENTS_HANDLED, HANDLER_SECONDS
 
 EventHandler = Callable[[asyncpg.Connection, Envelope], Awaitable[None]]
 
@@ -116,39 +119,59 @@ class EventConsumer:
 
     async def process(self, message: KafkaMessage) -> None:
         record = message.raw_message
+        started = time.perf_counter()
         try:
             envelope = decode(record.headers or (), record.value, record.topic)
         except InvalidEvent as invalid:
             await self._secure(message, invalid.reason)
+            self._measure(message, "undecodable", "dead_lettered", started)
             return
         handler = self._handlers.get(type(envelope.event))
         if handler is None:
             # A valid event this consumer has no use for: skip it, it is not an error.
             await self._commit(message)
+            self._measure(message, envelope.type, "skipped", started)
             return
         with structlog.contextvars.bound_contextvars(
             correlation_id=envelope.correlation_id,
             event_id=str(envelope.id),
             event_type=envelope.type,
         ):
-            await self._apply(message, envelope, handler)
+            outcome = await self._apply(message, envelope, handler)
+        self._measure(message, envelope.type, outcome, started)
 
-    async def _apply(self, message: KafkaMessage, envelope: Envelope, handler: EventHandler) -> None:
+    def _measure(self, message: KafkaMessage, event_type: str, outcome: str, started: float) -> None:
+        record = message.raw_message
+        EVENTS_HANDLED.labels(self.group_id, event_type, outcome).inc()
+        if outcome in ("applied", "duplicate"):
+            HANDLER_SECONDS.labels(self.group_id, event_type).observe(time.perf_counter() - started)
+        consumer = getattr(message, "consumer", None)
+        highwater = getattr(consumer, "highwater", None)
+        if highwater is not None:
+            end = highwater(TopicPartition(record.topic, record.partition))
+            if end is not None:
+                lag = max(0, end - record.offset - 1)
+                CONSUMER_LAG.labels(self.group_id, record.topic, str(record.partition)).set(lag)
+
+    async def _apply(self, message: KafkaMessage, envelope: Envelope, handler: EventHandler) -> str:
+        """Apply the event once; returns the outcome for the metrics."""
+        outcome = "applied"
         for attempt in range(1, self._retry.max_attempts + 1):
             try:
                 async with self._database.transaction() as connection:
                     if await mark_processed(connection, self.group_id, envelope):
                         await handler(connection, envelope)
                     else:
+                        outcome = "duplicate"
                         log.info("duplicate event ignored")
             except Rejected as rejected:
                 await self._secure(message, rejected.reason, rejected)
-                return
+                return "dead_lettered"
             except TRANSIENT_ERRORS as error:
                 if attempt == self._retry.max_attempts:
                     reason = f"gave up after {attempt} attempts: {type(error).__name__}"
                     await self._secure(message, reason, error)
-                    return
+                    return "dead_lettered"
                 delay = self._retry.delay(attempt)
                 log.warning(
                     "transient failure, retrying", error=type(error).__name__, attempt=attempt, retry_in_s=delay
@@ -158,10 +181,11 @@ class EventConsumer:
                 log.exception("handler failed")
                 reason = f"handler failed: {type(error).__name__}"
                 await self._secure(message, reason, error)
-                return
+                return "dead_lettered"
             else:
                 await self._commit(message)
-                return
+                return outcome
+        return outcome
 
     async def _secure(self, message: KafkaMessage, reason: str, error: BaseException | None = None) -> None:
         """Dead-letter, then commit; if the dead-letter topic is unreachable, rewind and pause."""

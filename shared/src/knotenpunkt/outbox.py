@@ -22,6 +22,7 @@ from knotenpunkt.db import Database
 from knotenpunkt.envelope import Envelope
 from knotenpunkt.kafka import Producer
 from knotenpunkt.logging import get_logger
+from knotenpunkt.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
 
 NOTIFY_CHANNEL = "knotenpunkt_outbox"
 _RELAY_LOCK_KEY = 7_401_002
@@ -119,6 +120,7 @@ class OutboxRelay:
             self._batch_size,
         )
         if not rows:
+            OUTBOX_BACKLOG.set(0)
             return 0
         deliveries = []
         for row in rows:
@@ -134,6 +136,13 @@ class OutboxRelay:
         await connection.execute(
             "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
             [row["id"] for row in rows],
+        )
+        OUTBOX_PUBLISHED.inc(len(rows))
+        # A full round may leave more behind; a partial one emptied the outbox.
+        OUTBOX_BACKLOG.set(
+            await connection.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            if len(rows) >= self._batch_size
+            else 0
         )
         return len(rows)
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import uvicorn
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from faststream.kafka import KafkaBroker
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from knotenpunkt import migrations
 from knotenpunkt.consumer import EventConsumer, EventHandler, RetryPolicy
@@ -149,13 +150,17 @@ class ServiceRuntime:
             log.info("service stopped", service=name)
 
     def _health_router(self) -> APIRouter:
-        router = APIRouter(prefix="/health", tags=["health"])
+        router = APIRouter(tags=["health"])
 
-        @router.get("/live", summary="The process is up")
+        @router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
+        async def metrics() -> PlainTextResponse:
+            return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+        @router.get("/health/live", summary="The process is up")
         async def live() -> dict[str, str]:
             return {"status": "ok"}
 
-        @router.get("/ready", summary="Database and Kafka broker reachable")
+        @router.get("/health/ready", summary="Database and Kafka broker reachable")
         async def ready() -> JSONResponse:
             database_ok, broker_ok = await asyncio.gather(self.database.ping(), self._broker_ok())
             checks = {

@@ -1,0 +1,29 @@
+"""Prometheus metrics every service exposes on /metrics: what operations teams scale by.
+
+- consumer lag per group and partition (from the consumer's own high watermark, no extra calls);
+- events handled per group, type and outcome, and the handlers' latency;
+- outbox backlog and events published by the relay.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_HANDLED = Counter(
+    "knotenpunkt_events_handled_total",
+    "Events a consumer group handled, by outcome (applied, duplicate, skipped, dead_lettered).",
+    ["group", "event_type", "outcome"],
+)
+HANDLER_SECONDS = Histogram(
+    "knotenpunkt_handler_seconds",
+    "Time from taking an event to its committed effect (transaction included).",
+    ["group", "event_type"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+CONSUMER_LAG = Gauge(
+    "knotenpunkt_consumer_lag",
+    "Messages behind the partition's end after the last handled message.",
+    ["group", "topic", "partition"],
+)
+OUTBOX_BACKLOG = Gauge("knotenpunkt_outbox_backlog", "Outbox rows not yet published (leader relay only).")
+OUTBOX_PUBLISHED = Counter("knotenpunkt_outbox_published_total", "Events the relay published to Kafka.")
