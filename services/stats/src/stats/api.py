@@ -2,40 +2,256 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import date
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter
+import asyncpg
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from knotenpunkt.db import Database
+from knotenpunkt.http import ApiError
+from knotenpunkt.i18n import negotiate, register_messages
+from knotenpunkt.projection import PROJECTION_TRANSIENT_ERRORS
+from stats import export, measures, queries, readmodel
+from stats.reports import ReportDefinition, build
+
+T = TypeVar("T")
+
+register_messages(
+    {
+        "unknown_measure": {
+            "de": "Unbekannte Kennzahl „{value}“. Erlaubt sind: {allowed}.",
+            "en": "Unknown measure '{value}'. Allowed: {allowed}.",
+        },
+        "unknown_dimension": {
+            "de": "Unbekannte oder hier nicht mögliche Aufschlüsselung „{value}“. Erlaubt sind: {allowed}.",
+            "en": "Unknown or here impossible breakdown '{value}'. Allowed: {allowed}.",
+        },
+        "duplicate_dimension": {
+            "de": "Jede Aufschlüsselung darf nur einmal vorkommen.",
+            "en": "Each breakdown may appear only once.",
+        },
+        "unknown_period": {
+            "de": "Unbekannter Zeitraum „{value}“. Erlaubt sind: {allowed}.",
+            "en": "Unknown period '{value}'. Allowed: {allowed}.",
+        },
+        "no_period": {
+            "de": "Diese Kennzahlen sind ein Stand von heute und lassen sich nicht nach „{value}“ aufschlüsseln.",
+            "en": "These measures are a snapshot of now and cannot be broken down by '{value}'.",
+        },
+        "growth_needs_period": {
+            "de": "Die Entwicklung zum Vorzeitraum braucht einen Zeitraum (period) und einen Beginn (from).",
+            "en": "Growth against the previous period needs a period and a start (from).",
+        },
+        "range_reversed": {
+            "de": "Das Ende liegt vor dem Beginn.",
+            "en": "The end lies before the start.",
+        },
+        "unknown_parameter": {
+            "de": "Unbekannter Parameter „{value}“. Erlaubt sind: {allowed}.",
+            "en": "Unknown parameter '{value}'. Allowed: {allowed}.",
+        },
+        "unknown_format": {
+            "de": "Unbekanntes Format „{value}“. Erlaubt sind: {allowed}.",
+            "en": "Unknown format '{value}'. Allowed: {allowed}.",
+        },
+    }
+)
+
+FORMATS = ("json", "csv", "xlsx")
+_QUERY_PARAMETERS = ("measures", "by", "period", "from", "to", "growth")
 
 
-def build_router(database: Database) -> APIRouter:
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (value or "").split(",") if part.strip())
+
+
+async def _read(database: Database, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """Read in one snapshot; a rebuild swapping the tables in at that moment costs a retry."""
+    for attempt in range(1, 4):
+        try:
+            async with readmodel.reading(database) as connection:
+                return await work(connection)
+        except PROJECTION_TRANSIENT_ERRORS:
+            if attempt == 3:
+                raise
+            await asyncio.sleep(0.1 * attempt)
+    raise AssertionError("unreachable")
+
+
+def build_router(database: Database, definitions: dict[str, ReportDefinition], suppression_threshold: int) -> APIRouter:
     router = APIRouter(tags=["figures"])
 
     @router.get("/figures", summary="Headline figures of the network")
     async def figures() -> dict[str, Any]:
-        async with database.connection() as connection:
+        async def work(connection: asyncpg.Connection) -> dict[str, Any]:
             persons = await connection.fetchval("SELECT count(*) FROM persons WHERE registered_at IS NOT NULL")
             open_cases = await connection.fetch(
                 "SELECT service_line, office_id, count(*) AS cases FROM cases "
-                "WHERE opened_at IS NOT NULL AND closed_at IS NULL "
+                "WHERE opened_at IS NOT NULL AND effective_closed_at IS NULL "
                 "GROUP BY service_line, office_id ORDER BY service_line, office_id"
             )
+            cases = await connection.fetchrow(
+                "SELECT count(opened_at) AS opened, count(effective_closed_at) AS closed FROM cases"
+            )
             consultations = await connection.fetchrow(
-                "SELECT count(*) AS consultations, coalesce(sum(family_members_counselled), 0) AS family_members "
-                "FROM consultations"
+                "SELECT count(*) AS consultations, coalesce(sum(family_members_counselled), 0) AS family_members, "
+                "count(DISTINCT coalesce(a.client_id, c.client_id)) AS unique_persons FROM consultations c "
+                "LEFT JOIN client_aliases a ON a.merged_client_id = c.client_id"
             )
             referrals = await connection.fetchrow(
-                "SELECT count(sent_at) AS sent, count(accepted_at) AS accepted, count(declined_at) AS declined "
+                "SELECT count(sent_at) AS sent, count(accepted_at) AS accepted, count(declined_at) AS declined, "
+                "count(completed_at) AS completed, count(expired_at) AS expired, count(withdrawn_at) AS withdrawn "
                 "FROM referrals"
             )
+            unmet = await connection.fetchval("SELECT count(*) FROM unmet_needs")
+            handovers = await connection.fetchval("SELECT count(*) FROM handovers")
+            return {
+                "persons_registered": persons,
+                "open_cases": [dict(row) for row in open_cases],
+                "open_cases_total": sum(row["cases"] for row in open_cases),
+                "cases_opened": cases["opened"],
+                "cases_closed": cases["closed"],
+                "consultations": consultations["consultations"],
+                "family_members_counselled": consultations["family_members"],
+                "unique_persons_counselled": consultations["unique_persons"],
+                "referrals": dict(referrals),
+                "unmet_needs": unmet,
+                "handovers_due": handovers,
+            }
+
+        return await _read(database, work)
+
+    @router.get("/figures/catalogue", summary="Measures, breakdowns and periods the figures can be asked for")
+    async def catalogue() -> dict[str, Any]:
         return {
-            "persons_registered": persons,
-            "open_cases": [dict(row) for row in open_cases],
-            "open_cases_total": sum(row["cases"] for row in open_cases),
-            "consultations": consultations["consultations"],
-            "family_members_counselled": consultations["family_members"],
-            "referrals": dict(referrals),
+            "measures": {
+                name: {"description": m.description, "dimensions": measures.allowed_dimensions((name,))}
+                for name, m in measures.MEASURES.items()
+            },
+            "dimensions": measures.DIMENSIONS,
+            "periods": list(measures.PERIODS),
         }
 
+    @router.get(
+        "/figures/query",
+        summary="Measures broken down by dimensions and period",
+        description="Any dimension may also be a filter: `?service_line=MBE,JMD`. Unknown measures, dimensions, "
+        "periods or parameters are answered 422 with the allowed values.",
+    )
+    async def query(
+        request: Request,
+        measures_: Annotated[str, Query(alias="measures", description="Comma-separated measures.")],
+        by: Annotated[str | None, Query(description="Comma-separated dimensions.")] = None,
+        period: Annotated[str | None, Query(description="day, month, quarter or year.")] = None,
+        start: Annotated[date | None, Query(alias="from", description="First day (inclusive).")] = None,
+        end: Annotated[date | None, Query(alias="to", description="Last day (inclusive).")] = None,
+        growth: Annotated[bool, Query(description="Add `<measure>_growth_pct` against the previous period.")] = False,
+    ) -> dict[str, Any]:
+        filters: dict[str, tuple[str, ...]] = {}
+        problems: list[tuple[str, str, dict[str, Any]]] = []
+        for name, value in request.query_params.items():
+            if name in _QUERY_PARAMETERS:
+                continue
+            if name in measures.DIMENSIONS:
+                filters[name] = _split(value)
+            else:
+                allowed = ", ".join([*_QUERY_PARAMETERS, *measures.DIMENSIONS])
+                problems.append((name, "unknown_parameter", {"value": name, "allowed": allowed}))
+        wanted = measures.Query(
+            measures=_split(measures_), by=_split(by), period=period, start=start, end=end, filters=filters
+        )
+        problems += measures.query_problems(wanted)
+        if growth and not (period and start):
+            problems.append(("growth", "growth_needs_period", {}))
+        if problems:
+            raise ApiError(422, "validation_failed", fields=problems)
+        count = queries.count_with_growth if growth else queries.count
+        rows = await _read(database, lambda connection: count(connection, wanted))
+        return {
+            "measures": list(wanted.measures),
+            "keys": list(wanted.keys),
+            "rows": [
+                {k: v for k, v in row.items() if k in wanted.keys or k in wanted.measures or k.endswith("_growth_pct")}
+                for row in rows
+            ],
+        }
+
+    @router.get("/reports", summary="The report definitions")
+    async def reports(request: Request) -> list[dict[str, Any]]:
+        language = negotiate(request.headers.get("accept-language"))
+        return [
+            {
+                "name": d.name,
+                "version": d.version,
+                "title": d.title.pick(language),
+                "description": d.description.pick(language),
+                "tables": [t.id for t in d.tables],
+            }
+            for d in definitions.values()
+        ]
+
+    @router.get(
+        "/reports/{name}",
+        summary="A report for one year, as JSON, CSV or XLSX",
+        description="The format comes from `?format=` or the Accept header (text/csv, "
+        f"{export.XLSX_MEDIA_TYPE}); JSON otherwise. Small counts are suppressed.",
+        responses={200: {"content": {"text/csv": {}, export.XLSX_MEDIA_TYPE: {}}}},
+    )
+    async def report(
+        request: Request,
+        name: str,
+        year: Annotated[int, Query(ge=2000, le=2100, description="The reporting year.")],
+        format_: Annotated[str | None, Query(alias="format", description="json, csv or xlsx.")] = None,
+    ) -> Response:
+        definition = definitions.get(name)
+        if definition is None:
+            available = ", ".join(definitions)
+            raise ApiError(
+                404,
+                "not_found",
+                what={
+                    "de": f"Bericht „{name}“ (vorhanden: {available})",
+                    "en": f"Report '{name}' (available: {available})",
+                },
+            )
+        chosen = _format(format_, request.headers.get("accept", ""))
+        language = negotiate(request.headers.get("accept-language"))
+        built = await _read(
+            database, lambda connection: build(connection, definition, year, suppression_threshold, language)
+        )
+        filename = f"{definition.name}-{year}-v{definition.version}"
+        if chosen == "csv":
+            return Response(
+                export.to_csv(built),
+                media_type=export.CSV_MEDIA_TYPE,
+                headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'},
+            )
+        if chosen == "xlsx":
+            return Response(
+                export.to_xlsx(built),
+                media_type=export.XLSX_MEDIA_TYPE,
+                headers={"Content-Disposition": f'attachment; filename="{filename}.xlsx"'},
+            )
+        return JSONResponse(built.as_json())
+
     return router
+
+
+def _format(requested: str | None, accept: str) -> str:
+    if requested is not None:
+        if requested not in FORMATS:
+            raise ApiError(
+                422,
+                "validation_failed",
+                fields=[("format", "unknown_format", {"value": requested, "allowed": ", ".join(FORMATS)})],
+            )
+        return requested
+    if "text/csv" in accept:
+        return "csv"
+    if export.XLSX_MEDIA_TYPE in accept:
+        return "xlsx"
+    return "json"

@@ -1,26 +1,49 @@
-"""Composition root of stats: read models built from every event."""
+"""Composition root of stats: read models fed in batches from every lifecycle topic."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 
 from knotenpunkt import topics
-from knotenpunkt.events import (
-    CaseOpened,
-    ClientRegistered,
-    ConsultationRecorded,
-    ReferralAccepted,
-    ReferralDeclined,
-    ReferralSent,
-)
+from knotenpunkt.db import Database
+from knotenpunkt.kafka import DeadLetterPublisher
+from knotenpunkt.projection import ProjectionConsumer, tune_gc_for_batches
 from knotenpunkt.service import ServiceRuntime
-from stats import projections
+from stats import readmodel, staff
 from stats.api import build_router
+from stats.projections import StatsProjection
+from stats.reports import load_definitions
 from stats.settings import StatsSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+TOPICS = (topics.CLIENTS, topics.CASES, topics.REFERRALS)
+
+
+def projection_consumer(
+    settings: StatsSettings,
+    database: Database,
+    dead_letters: DeadLetterPublisher,
+    schema: str = readmodel.LIVE_SCHEMA,
+    group_id: str | None = "knotenpunkt.stats",
+    topic_names: tuple[str, ...] = TOPICS,
+) -> ProjectionConsumer:
+    """The stats projection consumer: the live one (a group member) or a rebuild's (all partitions)."""
+    return ProjectionConsumer(
+        projection=StatsProjection(schema),
+        database=database,
+        bootstrap=settings.kafka_bootstrap,
+        topics=topic_names,
+        offsets_table=readmodel.offsets_table(schema),
+        dead_letters=dead_letters,
+        group_id=group_id,
+        client_id=f"{settings.service_name}-projection",
+        max_batch=settings.projection_batch_size,
+    )
 
 
 def create_app(settings: StatsSettings | None = None) -> FastAPI:
@@ -28,22 +51,36 @@ def create_app(settings: StatsSettings | None = None) -> FastAPI:
     runtime = ServiceRuntime(
         settings,
         MIGRATIONS,
-        topics=[topics.CLIENTS, topics.CASES, topics.REFERRALS],
+        topics=list(TOPICS),
         title="Knotenpunkt stats",
         description="Read models and figures for the network and its funders.",
     )
-    runtime.consume(
-        {
-            ClientRegistered: projections.on_client_registered,
-            CaseOpened: projections.on_case_opened,
-            ConsultationRecorded: projections.on_consultation_recorded,
-            ReferralSent: projections.on_referral_sent,
-            ReferralAccepted: projections.on_referral_accepted,
-            ReferralDeclined: projections.on_referral_declined,
-        },
-        topics.CLIENTS,
-        topics.CASES,
-        topics.REFERRALS,
-    )
-    runtime.include_router(build_router(runtime.database))
-    return runtime.app
+    definitions = load_definitions()
+    seed = staff.read_seed(settings.staff_seed_path)
+    consumer = projection_consumer(settings, runtime.database, runtime.dead_letters)
+
+    async def prepare() -> None:
+        await readmodel.ensure_live(runtime.database)
+        await staff.load_staff(runtime.database, seed)
+
+    runtime.on_startup(prepare)
+    runtime.include_router(build_router(runtime.database, definitions, settings.report_suppression_threshold))
+
+    # The projection starts once the runtime is up (topics exist, the dead-letter producer runs)
+    # and stops before it goes down.
+    app = runtime.app
+    runtime_lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
+        async with runtime_lifespan(app) as state:
+            tune_gc_for_batches(settings.projection_batch_size)
+            await consumer.start()
+            consumer.start_background()
+            try:
+                yield state
+            finally:
+                await consumer.stop()
+
+    app.router.lifespan_context = lifespan
+    return app
