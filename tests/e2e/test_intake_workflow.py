@@ -91,6 +91,10 @@ async def test_corrections_need_the_current_version_and_emit_only_changed_attrib
         # A second clerk still holding the old version gets a clear 409, not a lost update.
         stale = await http.patch(url, json={"district": "Hamborn"}, headers={"If-Match": etag})
         assert stale.status_code == 409 and stale.json()["code"] == "version_conflict"
+        assert "Version 2" in stale.json()["message"]
+        # A correction that does not say which version it is based on is refused outright.
+        blind = await http.patch(url, json={"district": "Hamborn"})
+        assert blind.status_code == 428
         assert (await http.get(url)).json()["district"] == "Marxloh"
 
     async def updated() -> list:

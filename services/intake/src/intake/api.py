@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from intake import handlers
 from intake.domain import BirthData
 from intake.schemas import ConsentInput, Correction, Merge, Registration, Withdrawal
+from knotenpunkt.concurrency import etag
 from knotenpunkt.db import Database
 from knotenpunkt.events import AgencyKind, ConsentPurpose, DataCategory, SharedPersonData
 from knotenpunkt.http import ApiError, current_correlation_id, idempotent
@@ -22,15 +23,6 @@ _PERSON_FIELDS = (
     "residence_status", "arrival_date", "access_route", "office_id", "service_line", "service_lines", "registered_at",
     "version",
 )  # fmt: skip
-
-
-def _if_match(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(value.strip().removeprefix("W/").strip('"'))
-    except ValueError:
-        raise ApiError(422, "validation_failed", fields=[("If-Match", "int_parsing", {})]) from None
 
 
 def build_router(database: Database) -> APIRouter:
@@ -55,7 +47,7 @@ def build_router(database: Database) -> APIRouter:
     async def get_client(client_id: UUID, response: Response) -> dict[str, Any]:
         async with database.connection() as connection:
             row = await handlers._existing_client(connection, client_id)
-        response.headers["ETag"] = f'"{row["version"]}"'
+        response.headers["ETag"] = etag(row["version"])
         return {"client_id": str(row["client_id"]), **{field: row[field] for field in _PERSON_FIELDS}}
 
     @router.patch("/clients/{client_id}", tags=["clients"], summary="Correct a person's record")
@@ -67,9 +59,9 @@ def build_router(database: Database) -> APIRouter:
     ) -> dict[str, Any]:
         async with database.transaction() as connection:
             result = await handlers.correct_client(
-                connection, client_id, correction, _if_match(if_match), current_correlation_id()
+                connection, client_id, correction, if_match, current_correlation_id()
             )
-        response.headers["ETag"] = f'"{result["version"]}"'
+        response.headers["ETag"] = etag(result["version"])
         return result
 
     @router.post("/clients/{client_id}/merge", tags=["clients"], summary="Merge a duplicate record into this one")

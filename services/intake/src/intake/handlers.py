@@ -25,6 +25,7 @@ from intake.domain import (
     turns_27_between,
 )
 from intake.schemas import ConsentInput, Correction, Registration
+from knotenpunkt.concurrency import check_version
 from knotenpunkt.envelope import Envelope
 from knotenpunkt.events import (
     AgencyKind,
@@ -45,6 +46,7 @@ from knotenpunkt.logging import get_logger
 from knotenpunkt.outbox import add_to_outbox
 
 SOURCE = "knotenpunkt/intake"
+PERSON = {"de": "Die Person", "en": "The person"}
 log = get_logger("intake")
 
 # Attributes that may travel in events (non-identifying); everything else stays in intake.
@@ -218,12 +220,12 @@ async def correct_client(
     connection: asyncpg.Connection,
     client_id: UUID,
     correction: Correction,
-    expected_version: int | None,
+    if_match: str | None,
     correlation_id: str,
 ) -> dict[str, Any]:
     row = await _client_for_update(connection, client_id)
-    if expected_version is not None and expected_version != row["version"]:
-        raise ApiError(409, "version_conflict", details={"current_version": row["version"]})
+    # A correction names the version it is based on: a second clerk's stale form gets a 409.
+    check_version(if_match, row["version"], required=True, what=PERSON)
     await _check_references(
         connection, None, correction.residence_status if "residence_status" in correction.model_fields_set else None
     )

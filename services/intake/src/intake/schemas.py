@@ -73,10 +73,6 @@ register_messages(
             "de": "Es liegt keine gültige Einwilligung für diese Weitergabe vor.",
             "en": "There is no valid consent for this sharing.",
         },
-        "version_conflict": {
-            "de": "Der Datensatz wurde inzwischen von jemand anderem geändert. Bitte neu laden und erneut ändern.",
-            "en": "Someone else changed this record in the meantime. Please reload and change it again.",
-        },
         "merge_same": {
             "de": "Eine Person kann nicht mit sich selbst zusammengeführt werden.",
             "en": "A person cannot be merged with itself.",
