@@ -110,9 +110,10 @@ def invent_person(rng: random.Random, today: date) -> tuple[Origin, dict[str, An
 async def populate(base: dict[str, str], people: int, seed: int) -> dict[str, int]:
     rng = random.Random(seed)
     today = date.today()
-    counts = {"people": 0, "consultations": 0, "consents": 0, "referrals": 0, "failed": 0}
+    counts = {"people": 0, "consultations": 0, "plan goals": 0, "consents": 0, "referrals": 0, "failed": 0}
     async with httpx.AsyncClient(timeout=20) as http:
         topics = await _topic_codes(http, base["cases"])
+        agencies = await _agencies_by_kind(http, base["referrals"])
         for _ in tqdm(range(people), desc="demo people", unit="person"):
             _origin, person = invent_person(rng, today)
             registered = await http.post(f"{base['intake']}/clients", json=person)
@@ -121,10 +122,12 @@ async def populate(base: dict[str, str], people: int, seed: int) -> dict[str, in
                 continue
             client_id = registered.json()["client_id"]
             counts["people"] += 1
+            consented_kind = None
             if rng.random() < 0.7:
+                consented_kind = rng.choice(AGENCY_KINDS)
                 consent = await http.post(
                     f"{base['intake']}/clients/{client_id}/consents",
-                    json={"purpose": "sharing", "agency_kind": rng.choice(AGENCY_KINDS),
+                    json={"purpose": "sharing", "agency_kind": consented_kind,
                           "data_categories": ["name", "contact", "topic"], "text_version": "2026-01",
                           "given_on": today.isoformat(), "recorded_by": "demo"},
                 )  # fmt: skip
@@ -142,7 +145,46 @@ async def populate(base: dict[str, str], people: int, seed: int) -> dict[str, in
                           "family_members_counselled": rng.choice([0, 0, 0, 1, 2, 3])},
                 )  # fmt: skip
                 counts["consultations"] += consultation.status_code == 201
+            if rng.random() < 0.5:
+                goal = await http.post(
+                    f"{base['cases']}/cases/{case_id}/plan/goals",
+                    json={"topic_code": rng.choice(topics),
+                          "target_date": (today + timedelta(days=rng.randint(30, 365))).isoformat()},
+                )  # fmt: skip
+                counts["plan goals"] += goal.status_code == 201
+            candidates = agencies.get(consented_kind or "", [])
+            if candidates and rng.random() < 0.6:
+                agency = rng.choice(candidates)
+                referral = await _refer_when_case_known(
+                    http, base["referrals"], case_id, agency["agency_id"], rng.choice(agency["topics"] or topics)
+                )
+                counts["referrals"] += referral
     return counts
+
+
+async def _agencies_by_kind(http: httpx.AsyncClient, referrals_url: str) -> dict[str, list[dict[str, Any]]]:
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    answer = await http.get(f"{referrals_url}/agencies")
+    if answer.status_code == 200:
+        for agency in answer.json():
+            by_kind.setdefault(agency["kind"], []).append(agency)
+    return by_kind
+
+
+async def _refer_when_case_known(
+    http: httpx.AsyncClient, referrals_url: str, case_id: str, agency_id: str, topic_code: str
+) -> bool:
+    """Referrals learns the case from CaseOpened a moment after cases opened it: retry briefly."""
+    for _ in range(100):
+        answer = await http.post(
+            f"{referrals_url}/referrals",
+            json={"case_id": case_id, "agency_id": agency_id, "topic_code": topic_code},
+            headers={"Idempotency-Key": f"demo-{case_id}-{agency_id}"},
+        )
+        if answer.status_code != 404:
+            return answer.status_code == 201
+        await asyncio.sleep(0.05)
+    return False
 
 
 async def _topic_codes(http: httpx.AsyncClient, cases_url: str) -> list[str]:
@@ -172,8 +214,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--intake", default="http://127.0.0.1:8001")
     parser.add_argument("--cases", default="http://127.0.0.1:8002")
+    parser.add_argument("--referrals", default="http://127.0.0.1:8003")
     args = parser.parse_args()
-    counts = asyncio.run(populate({"intake": args.intake, "cases": args.cases}, args.people, args.seed))
+    urls = {"intake": args.intake, "cases": args.cases, "referrals": args.referrals}
+    counts = asyncio.run(populate(urls, args.people, args.seed))
     print(", ".join(f"{value} {name}" for name, value in counts.items()))
 
 

@@ -170,7 +170,7 @@ async def test_an_agency_without_capacity_declines_and_the_gap_is_recorded(netwo
     async with httpx.AsyncClient(timeout=10) as http:
         person = await person_with_case(http, network, "Petrenko")
         await give_consent(http, network, person["client_id"], DECLINES)
-        sent = await refer(http, network, person, DECLINES, "language_course")
+        sent = await refer(http, network, person, DECLINES, "language_integration_course")
 
         async def declined() -> dict | None:
             found = await referral(http, network, sent["referral_id"])
@@ -180,7 +180,7 @@ async def test_an_agency_without_capacity_declines_and_the_gap_is_recorded(netwo
         gaps = (
             await http.get(
                 f"{network.url('referrals')}/gaps",
-                params={"topic_code": "language_course", "agency_kind": "course_provider", "office_id": "rsc-hochfeld"},
+                params={"topic_code": "language_integration_course", "agency_kind": "course_provider", "office_id": "rsc-hochfeld"},
             )
         ).json()
         assert [g["cause"] for g in gaps] and all(g["cause"] == "no_capacity" and g["count"] >= 1 for g in gaps)
