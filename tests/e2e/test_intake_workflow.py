@@ -179,3 +179,20 @@ async def test_reference_data_is_served(stack: Stack) -> None:
     assert all(o["staff"] for o in offices)
     assert {"toleration", "asylum_procedure", "settlement_permit"} <= statuses
     assert rules == {"jmd", "mbe", "refugee", "kim"}
+
+
+async def test_a_duplicate_search_finds_variants_and_keeps_names_out_of_the_logs(stack: Stack) -> None:
+    async with httpx.AsyncClient(base_url=stack.url("intake"), timeout=10) as http:
+        registered = await http.post(
+            "/clients", json=person(family_name="Kowalczyk", given_name="Jadwiga", birth_year=1975)
+        )
+        assert registered.status_code == 201
+        found = await http.post(
+            "/clients/duplicate-check", json={"family_name": "Kovalczik", "given_name": "Jadwiga", "birth_year": 1975}
+        )
+        assert found.status_code == 200
+        assert registered.json()["client_id"] in {c["client_id"] for c in found.json()}
+        # Even a search sent the old way (names in the query string) leaves no name in the log.
+        await http.get("/clients/duplicate-check", params={"family_name": "Kovalczik"})
+    log = (stack.logs / "intake.log").read_text()
+    assert "Kowalczyk" not in log and "Kovalczik" not in log and "Jadwiga" not in log

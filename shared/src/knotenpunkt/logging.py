@@ -46,6 +46,20 @@ def configure_logging(level: str = "INFO", json_logs: bool | None = None) -> Non
     root.setLevel(level.upper())
     # aiokafka is chatty at INFO about every group join; keep warnings.
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(existing, DropQueryStrings) for existing in access.filters):
+        access.addFilter(DropQueryStrings())
+
+
+class DropQueryStrings(logging.Filter):
+    """Access log lines without query strings: a search may carry a name in its parameters."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) >= 3 and isinstance(record.args[2], str):
+            args = list(record.args)
+            args[2] = args[2].split("?", 1)[0]
+            record.args = tuple(args)
+        return True
 
 
 def _identity(_logger: object, _name: str, event_dict: structlog.typing.EventDict) -> structlog.typing.EventDict:

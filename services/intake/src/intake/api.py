@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from intake import handlers
 from intake.domain import BirthData
-from intake.schemas import ConsentInput, Correction, Merge, Registration, Withdrawal
+from intake.schemas import ConsentInput, Correction, DuplicateSearch, Merge, Registration, Withdrawal
 from knotenpunkt.concurrency import etag
 from knotenpunkt.db import Database
 from knotenpunkt.events import AgencyKind, ConsentPurpose, DataCategory, SharedPersonData
@@ -35,13 +35,16 @@ def build_router(database: Database) -> APIRouter:
 
         return await idempotent(database, request, "POST /clients", registration, action)
 
-    @router.get("/clients/duplicates", tags=["clients"], summary="Likely duplicates (Kölner Phonetik + birth data)")
-    async def duplicates(
-        family_name: str, given_name: str, birth_date: date | None = None, birth_year: int | None = None
-    ) -> list[dict[str, Any]]:
-        birth = BirthData(birth_date, birth_year or (birth_date.year if birth_date else None))
+    @router.post(
+        "/clients/duplicate-check", tags=["clients"], summary="Likely duplicates (Kölner Phonetik + birth data)"
+    )
+    async def duplicates(search: DuplicateSearch) -> list[dict[str, Any]]:
+        # A POST, not a GET with query parameters: names must not end up in access logs.
+        birth = BirthData(
+            search.birth_date, search.birth_year or (search.birth_date.year if search.birth_date else None)
+        )
         async with database.connection() as connection:
-            return await handlers.find_duplicates(connection, [family_name, given_name], birth)
+            return await handlers.find_duplicates(connection, [search.family_name, search.given_name], birth)
 
     @router.get("/clients/{client_id}", tags=["clients"], summary="A person's record (staff only)")
     async def get_client(client_id: UUID, response: Response) -> dict[str, Any]:

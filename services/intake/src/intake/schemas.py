@@ -245,6 +245,15 @@ class ConsentInput(BaseModel):
         return self
 
 
+class DuplicateSearch(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    family_name: str = Field(min_length=1, max_length=200, description="Family name as heard or read.")
+    given_name: str = Field(min_length=1, max_length=200, description="Given name as heard or read.")
+    birth_date: date | None = Field(default=None, description="Date of birth, if known.")
+    birth_year: int | None = Field(default=None, description="Year of birth, if only that is known.")
+
+
 class Withdrawal(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
