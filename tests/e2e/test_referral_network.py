@@ -180,7 +180,11 @@ async def test_an_agency_without_capacity_declines_and_the_gap_is_recorded(netwo
         gaps = (
             await http.get(
                 f"{network.url('referrals')}/gaps",
-                params={"topic_code": "language_integration_course", "agency_kind": "course_provider", "office_id": "rsc-hochfeld"},
+                params={
+                    "topic_code": "language_integration_course",
+                    "agency_kind": "course_provider",
+                    "office_id": "rsc-hochfeld",
+                },
             )
         ).json()
         assert [g["cause"] for g in gaps] and all(g["cause"] == "no_capacity" and g["count"] >= 1 for g in gaps)
