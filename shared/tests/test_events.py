@@ -19,6 +19,7 @@ from knotenpunkt.events import (
     CaseOpened,
     CaseReopened,
     CaseTransferred,
+    ClientErased,
     ClientRegistered,
     ClientsMerged,
     ClientUpdated,
@@ -65,6 +66,7 @@ def examples() -> list[Event]:
     return [
         ClientUpdated(client_id=CLIENT, updated_at=NOW, changed=("district",), district="Hamborn"),
         ClientsMerged(client_id=CLIENT, merged_client_id=uuid.uuid4(), merged_at=NOW),
+        ClientErased(client_id=CLIENT, erased_at=NOW),
         ServiceLineHandoverDue(
             client_id=CLIENT,
             from_service_line=ServiceLine.JMD,

@@ -12,6 +12,7 @@ from cases.intake import IntakeDirectory
 from cases.settings import CasesSettings
 from knotenpunkt import topics
 from knotenpunkt.events import (
+    ClientErased,
     ClientRegistered,
     ClientsMerged,
     ReferralAccepted,
@@ -40,6 +41,7 @@ def create_app(settings: CasesSettings | None = None) -> FastAPI:
         {
             ClientRegistered: handlers.on_client_registered,
             ClientsMerged: handlers.on_clients_merged,
+            ClientErased: handlers.on_client_erased,
             ServiceLineHandoverDue: handlers.on_handover_due,
         },
         topics.CLIENTS,

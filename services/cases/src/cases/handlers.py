@@ -50,6 +50,7 @@ from knotenpunkt.events import (
     CaseOpened,
     CaseReopened,
     CaseTransferred,
+    ClientErased,
     ClientRegistered,
     ClientsMerged,
     ConsultationRecorded,
@@ -309,6 +310,29 @@ async def on_clients_merged(connection: asyncpg.Connection, envelope: Envelope) 
             await _record(connection, row["case_id"], envelope.caused(closed, SOURCE))
         await _changed(connection, row["case_id"])
     log.info("client records merged", moved_cases=len(moving), closed_duplicates=len(duplicates))
+
+
+async def on_client_erased(connection: asyncpg.Connection, envelope: Envelope) -> None:
+    """Erasure on request: the free texts written about the person go; the anonymous facts
+    (dates, topics, durations, statuses) stay, as the statistics and the case history need them."""
+    erased = envelope.event
+    assert isinstance(erased, ClientErased)
+    client_id = await resolve_client(connection, erased.client_id)
+    cases = await connection.fetch("SELECT case_id FROM cases WHERE client_id = $1", client_id)
+    case_ids = [row["case_id"] for row in cases]
+    await connection.execute("UPDATE consultations SET note = NULL WHERE case_id = ANY($1::uuid[])", case_ids)
+    await connection.execute("UPDATE plan_goals SET description = NULL WHERE case_id = ANY($1::uuid[])", case_ids)
+    for case_id in case_ids:
+        await connection.execute(
+            "INSERT INTO case_history (case_id, event_id, event_type, occurred_at, data) VALUES ($1, $2, $3, $4, $5)",
+            case_id,
+            envelope.id,
+            envelope.type,
+            envelope.time,
+            erased.model_dump(mode="json"),
+        )
+        await _changed(connection, case_id)
+    log.info("client erased: notes removed", cases=len(case_ids))
 
 
 async def on_handover_due(connection: asyncpg.Connection, envelope: Envelope) -> None:

@@ -76,6 +76,11 @@ def build_router(database: Database) -> APIRouter:
         async with database.transaction() as connection:
             return await handlers.merge_clients(connection, client_id, duplicate, current_correlation_id())
 
+    @router.post("/clients/{client_id}/erase", tags=["clients"], summary="Erase a person's data on request")
+    async def erase(client_id: UUID) -> dict[str, Any]:
+        async with database.transaction() as connection:
+            return await handlers.erase_client(connection, client_id, current_correlation_id())
+
     @router.post("/clients/{client_id}/consents", status_code=201, tags=["consent"], summary="Record a consent")
     async def give_consent(client_id: UUID, consent: ConsentInput, request: Request) -> JSONResponse:
         async def action(connection):  # noqa: ANN001, ANN202

@@ -29,6 +29,7 @@ from knotenpunkt.concurrency import check_version
 from knotenpunkt.envelope import Envelope
 from knotenpunkt.events import (
     AgencyKind,
+    ClientErased,
     ClientRegistered,
     ClientsMerged,
     ClientUpdated,
@@ -93,7 +94,8 @@ async def find_duplicates(
     codes = phonetic_codes(*names)
     rows = await connection.fetch(
         "SELECT client_id, family_name, given_name, birth_date, birth_year, office_id, phonetic_names FROM clients "
-        "WHERE merged_into IS NULL AND phonetic_names && $1::text[] AND ($2::uuid IS NULL OR client_id <> $2) LIMIT 50",
+        "WHERE merged_into IS NULL AND erased_at IS NULL AND phonetic_names && $1::text[] "
+        "AND ($2::uuid IS NULL OR client_id <> $2) LIMIT 50",
         codes,
         exclude,
     )
@@ -213,6 +215,8 @@ async def _client_for_update(connection: asyncpg.Connection, client_id: UUID) ->
         raise not_found("Die Person", "The person")
     if row["merged_into"] is not None:
         raise ApiError(409, "already_merged", details={"merged_into": str(row["merged_into"])})
+    if row["erased_at"] is not None:
+        raise ApiError(410, "client_erased")
     return row
 
 
@@ -292,6 +296,31 @@ async def merge_clients(
     return {"client_id": str(surviving_id), "merged_client_id": str(duplicate_id)}
 
 
+async def erase_client(connection: asyncpg.Connection, client_id: UUID, correlation_id: str) -> dict[str, Any]:
+    """Erasure on request (GDPR art. 17): empty every personal field, keep the pseudonymous id,
+    tell the other services. Consent records stay: they prove what was lawful until now."""
+    row = await connection.fetchrow(
+        "SELECT client_id, erased_at FROM clients WHERE client_id = $1 FOR UPDATE", client_id
+    )
+    if row is None:
+        raise not_found("Die Person", "The person")
+    if row["erased_at"] is not None:
+        return {"client_id": str(client_id), "erased_at": row["erased_at"].isoformat()}
+    erased_at = datetime.now(UTC)
+    await connection.execute(
+        """UPDATE clients SET family_name = '', given_name = '', name_variants = '{}', phonetic_names = '{}',
+               birth_date = NULL, birth_year = NULL, phone = NULL, email = NULL, street = NULL, postcode = NULL,
+               city = NULL, household_members = '[]', erased_at = $2, version = version + 1
+           WHERE client_id = $1""",
+        client_id,
+        erased_at,
+    )
+    event = ClientErased(client_id=client_id, erased_at=erased_at)
+    await add_to_outbox(connection, Envelope(event=event, source=SOURCE, correlation_id=correlation_id))
+    log.info("client erased", client_id=str(client_id))
+    return {"client_id": str(client_id), "erased_at": erased_at.isoformat()}
+
+
 # --- consent ----------------------------------------------------------------------------------
 
 
@@ -335,6 +364,8 @@ async def _existing_client(connection: asyncpg.Connection, client_id: UUID) -> a
     row = await connection.fetchrow("SELECT * FROM clients WHERE client_id = $1", client_id)
     if row is None:
         raise not_found("Die Person", "The person")
+    if row["erased_at"] is not None:
+        raise ApiError(410, "client_erased")
     if row["merged_into"] is not None:
         return await _existing_client(connection, row["merged_into"])
     return row
@@ -457,7 +488,7 @@ async def raise_handovers(connection: asyncpg.Connection, today: date) -> int:
     """Young people in JMD who have turned 27 raise ServiceLineHandoverDue, once per person."""
     rows = await connection.fetch(
         "SELECT client_id, birth_date, birth_year FROM clients "
-        "WHERE merged_into IS NULL AND handover_raised_on IS NULL AND 'JMD' = ANY(service_lines) "
+        "WHERE merged_into IS NULL AND erased_at IS NULL AND handover_raised_on IS NULL AND 'JMD' = ANY(service_lines) "
         "AND (birth_date IS NOT NULL OR birth_year IS NOT NULL) FOR UPDATE SKIP LOCKED"
     )
     raised = 0

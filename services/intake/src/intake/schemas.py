@@ -77,6 +77,10 @@ register_messages(
             "de": "Eine Person kann nicht mit sich selbst zusammengeführt werden.",
             "en": "A person cannot be merged with itself.",
         },
+        "client_erased": {
+            "de": "Die Daten dieser Person wurden auf ihren Wunsch gelöscht.",
+            "en": "This person's data was erased at their request.",
+        },
         "already_merged": {
             "de": "Dieser Datensatz wurde bereits zusammengeführt.",
             "en": "This record has already been merged.",

@@ -11,6 +11,7 @@ from knotenpunkt.events import (
     CaseAssigned,
     CaseOpened,
     CaseTransferred,
+    ClientErased,
     ClientsMerged,
     ConsentWithdrawn,
     ReferralAccepted,
@@ -65,7 +66,12 @@ def create_app(
         topics.CASES,
     )
     runtime.consume(
-        {ConsentWithdrawn: network.on_consent_withdrawn, ClientsMerged: network.on_clients_merged}, topics.CLIENTS
+        {
+            ConsentWithdrawn: network.on_consent_withdrawn,
+            ClientsMerged: network.on_clients_merged,
+            ClientErased: network.on_client_erased,
+        },
+        topics.CLIENTS,
     )
     runtime.consume(
         {

@@ -23,6 +23,7 @@ from knotenpunkt.events import (
     CaseAssigned,
     CaseOpened,
     CaseTransferred,
+    ClientErased,
     ClientsMerged,
     ConsentPurpose,
     ConsentWithdrawn,
@@ -382,6 +383,21 @@ class ReferralNetwork:
         )
         for row in rows:
             await self._withdraw(connection, row, "consent_withdrawn", envelope.correlation_id, str(envelope.id))
+
+    async def on_client_erased(self, connection: asyncpg.Connection, envelope: Envelope) -> None:
+        """Erasure on request: open referrals are withdrawn and the agencies told, so nobody keeps
+        working with data the person asked to have erased."""
+        erased = envelope.event
+        assert isinstance(erased, ClientErased)
+        client_id = await self._current_client_id(connection, erased.client_id)
+        rows = await connection.fetch(
+            "SELECT referral_id, client_id, agency_id, status FROM referrals "
+            "WHERE client_id = $1 AND status = ANY($2::text[]) ORDER BY sent_at FOR UPDATE",
+            client_id,
+            [status.value for status in OPEN],
+        )
+        for row in rows:
+            await self._withdraw(connection, row, "client_erased", envelope.correlation_id, str(envelope.id))
 
     async def _withdraw(
         self,

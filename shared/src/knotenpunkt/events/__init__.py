@@ -23,6 +23,7 @@ from knotenpunkt.events.common import (
     ServiceLine,
 )
 from knotenpunkt.events.intake import (
+    ClientErased,
     ClientRegistered,
     ClientsMerged,
     ClientUpdated,
@@ -54,6 +55,7 @@ __all__ = [
     "CaseOpened",
     "CaseReopened",
     "CaseTransferred",
+    "ClientErased",
     "ClientRegistered",
     "ClientUpdated",
     "ClientsMerged",

@@ -88,6 +88,18 @@ class ClientsMerged(Event):
 
 
 @register
+class ClientErased(Event):
+    """The person asked for erasure: intake deleted their personal data. Every service deletes
+    what it holds about the person beyond anonymous facts (case notes, open referrals); counts
+    in statistics stay, as they never identified anyone."""
+
+    event_type = "knotenpunkt.intake.ClientErased.v1"
+    topic = topics.CLIENTS
+
+    erased_at: datetime = Field(description="When intake erased the personal data (UTC).")
+
+
+@register
 class ServiceLineHandoverDue(Event):
     """A young person turned 27: the case manager decides about moving them from JMD to MBE."""
 
