@@ -35,8 +35,10 @@ class ServiceSettings(BaseSettings):
     )
     outbox_batch_size: int = Field(default=500, description="Outbox rows published per round.")
     consumer_max_attempts: int = Field(
-        default=5,
-        description="Attempts for a transient failure (database down) before dead-lettering.",
+        default=12,
+        # 0.5, 1, 2, 4, 8, then 10 s apart: about 75 s, so a database restart is ridden out
+        # instead of filling the dead-letter topic.
+        description="Attempts for a transient failure (database down) before dead-lettering (about 75 s).",
     )
     consumer_backoff_initial_s: float = Field(
         default=0.5, description="First retry delay of a consumer; doubles up to the maximum."
