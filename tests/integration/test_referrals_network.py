@@ -45,6 +45,7 @@ from knotenpunkt.localinfra.postgres import ensure_database
 from knotenpunkt.testing.fixtures import eventually, unique
 from knotenpunkt.testing.kafka import publish, read_topic
 from referrals.app import MIGRATIONS, create_app
+from referrals.inbox_auth import issue_token, revoke_tokens
 from referrals.settings import ReferralsSettings
 
 pytestmark = pytest.mark.integration
@@ -104,6 +105,11 @@ class Running:
     group_id: str
     intake: IntakeStandIn
     agencies: dict[tuple[int, str], list[str]]
+    inbox_tokens: dict[str, str]
+
+    def as_agency(self, agency_id: str) -> dict[str, str]:
+        """The headers an inbox agency's staff send: their agency's token."""
+        return {"Authorization": f"Bearer {self.inbox_tokens[agency_id]}"}
 
 
 def add_agency(running: Running, response_days: int = 30, channel: str = "kafka") -> str:
@@ -113,7 +119,7 @@ def add_agency(running: Running, response_days: int = 30, channel: str = "kafka"
 
 
 # How many fresh agencies the tests take, by (promised response days, channel).
-AGENCY_POOL = {(30, "kafka"): 15, (2, "kafka"): 2, (30, "inbox"): 4}
+AGENCY_POOL = {(30, "kafka"): 15, (2, "kafka"): 2, (30, "inbox"): 6}
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +152,10 @@ async def service(infra) -> AsyncIterator[Running]:
                     channel,
                 )
                 agencies.setdefault((days, channel), []).append(agency_id)
+        # Every test agency may also answer through the inbox, with its own token.
+        inbox_tokens = {
+            agency_id: await issue_token(connection, agency_id) for ids in agencies.values() for agency_id in ids
+        }
     finally:
         await connection.close()
     settings = ReferralsSettings(
@@ -163,7 +173,9 @@ async def service(infra) -> AsyncIterator[Running]:
         await database.connect()
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://referrals", timeout=10) as http:
-            yield Running(http, database, infra.kafka_bootstrap, f"knotenpunkt.{name}", stand_in, agencies)
+            yield Running(
+                http, database, infra.kafka_bootstrap, f"knotenpunkt.{name}", stand_in, agencies, inbox_tokens
+            )
         await database.close()
     intake_server.should_exit = True
     await intake_task
@@ -337,7 +349,7 @@ async def test_the_inbox_lists_open_referrals_and_a_decline_for_capacity_becomes
     agency = add_agency(service, channel="inbox")
     case = await open_case(service)
     sent = await refer(service, case, agency, consent=("name", "contact", "topic"))
-    [listed] = (await service.http.get(f"/inbox/{agency}/referrals")).json()
+    [listed] = (await service.http.get(f"/inbox/{agency}/referrals", headers=service.as_agency(agency))).json()
     assert (listed["referral_id"], listed["status"], listed["topic_code"]) == (
         sent["referral_id"],
         "sent",
@@ -350,19 +362,29 @@ async def test_the_inbox_lists_open_referrals_and_a_decline_for_capacity_becomes
     assert to_agency.event.shared_data is None
 
     early = await service.http.post(
-        f"/inbox/{agency}/referrals/{sent['referral_id']}/complete", json={"outcome": "successful"}
+        f"/inbox/{agency}/referrals/{sent['referral_id']}/complete",
+        headers=service.as_agency(agency),
+        json={"outcome": "successful"},
     )
     assert early.status_code == 409 and early.json()["code"] == "referral_not_accepted_yet"
-    bad = await service.http.post(f"/inbox/{agency}/referrals/{sent['referral_id']}/decline", json={"reason": "bored"})
+    bad = await service.http.post(
+        f"/inbox/{agency}/referrals/{sent['referral_id']}/decline",
+        headers=service.as_agency(agency),
+        json={"reason": "bored"},
+    )
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "reason"
 
     declined = await service.http.post(
-        f"/inbox/{agency}/referrals/{sent['referral_id']}/decline", json={"reason": "no_capacity"}
+        f"/inbox/{agency}/referrals/{sent['referral_id']}/decline",
+        headers=service.as_agency(agency),
+        json={"reason": "no_capacity"},
     )
     assert declined.status_code == 200, declined.text
     assert declined.json()["status"] == "declined"
-    assert (await service.http.get(f"/inbox/{agency}/referrals")).json() == []
-    again = await service.http.post(f"/inbox/{agency}/referrals/{sent['referral_id']}/accept")
+    assert (await service.http.get(f"/inbox/{agency}/referrals", headers=service.as_agency(agency))).json() == []
+    again = await service.http.post(
+        f"/inbox/{agency}/referrals/{sent['referral_id']}/accept", headers=service.as_agency(agency)
+    )
     assert again.status_code == 409 and again.json()["code"] == "referral_closed"
 
     gaps = (
@@ -381,11 +403,38 @@ async def test_the_inbox_does_not_show_or_answer_another_agencys_referral(servic
     addressed, other = add_agency(service, channel="inbox"), add_agency(service, channel="inbox")
     case = await open_case(service)
     sent = await refer(service, case, addressed, consent=("name", "topic"))
-    assert (await service.http.get(f"/inbox/{other}/referrals")).json() == []
-    answer = await service.http.post(f"/inbox/{other}/referrals/{sent['referral_id']}/accept")
+    assert (await service.http.get(f"/inbox/{other}/referrals", headers=service.as_agency(other))).json() == []
+    answer = await service.http.post(
+        f"/inbox/{other}/referrals/{sent['referral_id']}/accept", headers=service.as_agency(other)
+    )
     assert answer.status_code == 404
-    assert (await service.http.get("/inbox/no-such-agency/referrals")).status_code == 404
     assert await status_of(service, sent["referral_id"]) == "sent"
+
+
+async def test_the_inbox_acts_for_an_agency_only_with_that_agencys_token(service: Running) -> None:
+    addressed, other = add_agency(service, channel="inbox"), add_agency(service, channel="inbox")
+    case = await open_case(service)
+    sent = await refer(service, case, addressed, consent=("name", "topic"))
+    accept = f"/inbox/{addressed}/referrals/{sent['referral_id']}/accept"
+
+    without = await service.http.post(accept, headers={"Accept-Language": "en"})
+    assert without.status_code == 401 and without.json()["code"] == "inbox_token_missing"
+    forged = await service.http.post(accept, headers={"Authorization": "Bearer not-a-real-token"})
+    assert forged.status_code == 401 and forged.json()["code"] == "inbox_token_invalid"
+    # Another agency's genuine token does not open this agency's inbox.
+    borrowed = await service.http.post(accept, headers=service.as_agency(other))
+    assert borrowed.status_code == 403 and borrowed.json()["code"] == "inbox_other_agency"
+    assert (await service.http.get(f"/inbox/{addressed}/referrals")).status_code == 401
+    assert await status_of(service, sent["referral_id"]) == "sent"
+
+    assert (await service.http.post(accept, headers=service.as_agency(addressed))).status_code == 200
+    assert await status_of(service, sent["referral_id"]) == "accepted"
+
+    # Revoked (a staff member left): the old token opens nothing any more.
+    async with service.database.connection() as connection:
+        assert await revoke_tokens(connection, addressed) == 1
+    revoked = await service.http.get(f"/inbox/{addressed}/referrals", headers=service.as_agency(addressed))
+    assert revoked.status_code == 401
 
 
 async def test_the_case_manager_withdraws_and_the_agency_is_told(service: Running) -> None:
@@ -468,7 +517,9 @@ async def test_a_consent_withdrawn_for_an_agency_kind_reaches_every_agency_of_th
     agency = add_agency(service)
     case = await open_case(service)
     sent = await refer(service, case, agency, consent=("name", "topic"))
-    await service.http.post(f"/inbox/{agency}/referrals/{sent['referral_id']}/accept")
+    await service.http.post(
+        f"/inbox/{agency}/referrals/{sent['referral_id']}/accept", headers=service.as_agency(agency)
+    )
     withdrawn = ConsentWithdrawn(
         client_id=case.client_id,
         consent_id=uuid.uuid4(),
@@ -488,8 +539,14 @@ async def test_a_case_managers_list_by_status_and_what_needs_action(service: Run
     accepted = await refer(service, case, agency, consent=("name", "topic"))
     declined = await refer(service, case, agency, consent=("name", "topic"))
     waiting = await refer(service, case, agency, consent=("name", "topic"))
-    await service.http.post(f"/inbox/{agency}/referrals/{accepted['referral_id']}/accept")
-    await service.http.post(f"/inbox/{agency}/referrals/{declined['referral_id']}/decline", json={"reason": "other"})
+    await service.http.post(
+        f"/inbox/{agency}/referrals/{accepted['referral_id']}/accept", headers=service.as_agency(agency)
+    )
+    await service.http.post(
+        f"/inbox/{agency}/referrals/{declined['referral_id']}/decline",
+        headers=service.as_agency(agency),
+        json={"reason": "other"},
+    )
 
     mine = (await service.http.get("/referrals", params={"case_manager_id": case_manager})).json()
     assert {r["referral_id"] for r in mine} == {

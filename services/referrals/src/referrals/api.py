@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import asyncpg
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 
 from knotenpunkt.db import Database
 from knotenpunkt.events import AgencyKind
@@ -15,6 +15,7 @@ from knotenpunkt.http import ApiError, current_correlation_id, idempotent
 from referrals import handlers
 from referrals.domain import Status
 from referrals.handlers import ReferralNetwork
+from referrals.inbox_auth import check_agency_token
 from referrals.schemas import (
     Agency,
     CompleteInput,
@@ -120,7 +121,15 @@ def build_router(database: Database, network: ReferralNetwork) -> APIRouter:
 
     # --- the web inbox of agencies without their own software -----------------------------------
 
-    @router.get("/inbox/{agency_id}/referrals", summary="An agency's open referrals", tags=["inbox"])
+    async def agency_token(agency_id: str, authorization: Annotated[str | None, Header()] = None) -> None:
+        async with database.connection() as connection:
+            await check_agency_token(connection, agency_id, authorization)
+
+    inbox_auth = [Depends(agency_token)]
+
+    @router.get(
+        "/inbox/{agency_id}/referrals", summary="An agency's open referrals", tags=["inbox"], dependencies=inbox_auth
+    )
     async def inbox(agency_id: str) -> list[InboxReferral]:
         async with database.connection() as connection:
             return [InboxReferral(**row) for row in await handlers.inbox(connection, agency_id)]
@@ -134,11 +143,21 @@ def build_router(database: Database, network: ReferralNetwork) -> APIRouter:
         scope = f"POST /inbox/{agency_id}/referrals/{referral_id}/{kind}"
         return idempotent(database, request, scope, payload, action)
 
-    @router.post("/inbox/{agency_id}/referrals/{referral_id}/accept", summary="Accept a referral", tags=["inbox"])
+    @router.post(
+        "/inbox/{agency_id}/referrals/{referral_id}/accept",
+        summary="Accept a referral",
+        tags=["inbox"],
+        dependencies=inbox_auth,
+    )
     async def accept(agency_id: str, referral_id: UUID, request: Request):  # noqa: ANN202
         return await answer(agency_id, referral_id, request, "accept", {})
 
-    @router.post("/inbox/{agency_id}/referrals/{referral_id}/decline", summary="Decline a referral", tags=["inbox"])
+    @router.post(
+        "/inbox/{agency_id}/referrals/{referral_id}/decline",
+        summary="Decline a referral",
+        tags=["inbox"],
+        dependencies=inbox_auth,
+    )
     async def decline(agency_id: str, referral_id: UUID, body: DeclineInput, request: Request):  # noqa: ANN202
         return await answer(agency_id, referral_id, request, "decline", body, reason=body.reason)
 
@@ -146,6 +165,7 @@ def build_router(database: Database, network: ReferralNetwork) -> APIRouter:
         "/inbox/{agency_id}/referrals/{referral_id}/complete",
         summary="Report the outcome of an accepted referral",
         tags=["inbox"],
+        dependencies=inbox_auth,
     )
     async def complete(agency_id: str, referral_id: UUID, body: CompleteInput, request: Request):  # noqa: ANN202
         return await answer(agency_id, referral_id, request, "complete", body, outcome=body.outcome)
