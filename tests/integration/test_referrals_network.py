@@ -355,7 +355,11 @@ async def test_the_inbox_lists_open_referrals_and_a_decline_for_capacity_becomes
         "sent",
         "language_course",
     )
-    assert "family_name" not in listed
+    # The inbox shows exactly the consented data, asked from intake when the agency looks.
+    assert (listed["person"]["family_name"], listed["person"]["phone"]) == ("Yılmaz", "+49 203 123456")
+    service.intake.consents.pop((str(case.client_id), agency))  # the consent is gone (withdrawn)
+    [relisted] = (await service.http.get(f"/inbox/{agency}/referrals", headers=service.as_agency(agency))).json()
+    assert (relisted["person"], relisted["person_unavailable"]) == (None, "no_consent")
 
     # An inbox agency's copy on its topic carries no personal data: it sees it in the inbox.
     [to_agency] = await eventually(lambda: events_on(service, topics.agency_referrals(agency), sent["referral_id"]))

@@ -132,7 +132,9 @@ def build_router(database: Database, network: ReferralNetwork) -> APIRouter:
     )
     async def inbox(agency_id: str) -> list[InboxReferral]:
         async with database.connection() as connection:
-            return [InboxReferral(**row) for row in await handlers.inbox(connection, agency_id)]
+            referrals = await handlers.inbox(connection, agency_id)
+            await network.with_people(connection, agency_id, referrals)
+        return [InboxReferral(**row) for row in referrals]
 
     def answer(agency_id: str, referral_id: UUID, request: Request, kind: str, payload: Any, **details: Any):  # noqa: ANN202
         async def action(connection: asyncpg.Connection) -> tuple[int, Any]:

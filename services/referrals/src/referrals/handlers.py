@@ -207,6 +207,25 @@ class ReferralNetwork:
         log.info("referral sent", referral_id=str(referral_id), agency_id=referral.agency_id)
         return {"referral_id": str(referral_id), "status": Status.SENT.value, "answer_due_on": sent.answer_due_on}
 
+    async def with_people(
+        self, connection: asyncpg.Connection, agency_id: str, referrals: list[dict[str, Any]]
+    ) -> None:
+        """Add to each inbox referral the personal data its person consented to share with this
+        agency, asked from intake now (so a withdrawn or expired consent shows nothing)."""
+        kind = AgencyKind(await connection.fetchval("SELECT kind FROM agencies WHERE agency_id = $1", agency_id))
+        for referral in referrals:
+            if not self.consent_gate_enabled:
+                referral["person_unavailable"] = "no_consent"
+                continue
+            try:
+                referral["person"] = await self.intake.shared_data(UUID(referral["client_id"]), agency_id, kind)
+            except NoSharingConsent:
+                referral["person_unavailable"] = "no_consent"
+            except UnknownClient:
+                referral["person_unavailable"] = "unknown_client"
+            except IntakeUnavailable:
+                referral["person_unavailable"] = "intake_unavailable"
+
     async def _consented_data(
         self, client_id: UUID, agency: asyncpg.Record
     ) -> tuple[str | None, SharedPersonData | None]:

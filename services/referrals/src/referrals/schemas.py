@@ -5,7 +5,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from knotenpunkt.events import CompletionOutcome, DeclineReason
+from knotenpunkt.events import CompletionOutcome, DeclineReason, SharedPersonData
 from knotenpunkt.i18n import register_messages
 
 register_messages(
@@ -98,8 +98,8 @@ class Referral(BaseModel):
 
 
 class InboxReferral(BaseModel):
-    """What an agency sees in its web inbox: the referral, never the person's data (that is shared
-    only on the agency's own topic, under the person's consent)."""
+    """What an agency sees in its web inbox: the referral, and exactly the personal data the
+    person consented to share with this agency, fetched from intake at the moment of looking."""
 
     referral_id: str
     client_id: str
@@ -108,6 +108,12 @@ class InboxReferral(BaseModel):
     status: str
     sent_at: str
     answer_due_on: date
+    person: SharedPersonData | None = Field(
+        default=None, description="The consented personal data; none when no consent covers it (any more)."
+    )
+    person_unavailable: str | None = Field(
+        default=None, description="Why `person` is empty: no_consent, unknown_client or intake_unavailable."
+    )
 
 
 class Agency(BaseModel):
