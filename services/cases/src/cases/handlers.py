@@ -120,6 +120,11 @@ def _rules() -> Iterator[None]:
 async def _record(connection: asyncpg.Connection, case_id: UUID, envelope: Envelope) -> None:
     """Publish a case's event (outbox) and keep it in the case's history, in the caller's transaction."""
     await add_to_outbox(connection, envelope)
+    await _remember(connection, case_id, envelope)
+
+
+async def _remember(connection: asyncpg.Connection, case_id: UUID, envelope: Envelope) -> None:
+    """Keep an event in the case's history (also one another service published about the case)."""
     await connection.execute(
         "INSERT INTO case_history (case_id, event_id, event_type, occurred_at, data) VALUES ($1, $2, $3, $4, $5)",
         case_id,
@@ -290,14 +295,7 @@ async def on_clients_merged(connection: asyncpg.Connection, envelope: Envelope) 
     await connection.execute("UPDATE referrals SET client_id = $2 WHERE client_id = $1", retired, survivor)
     for row in moving:
         # The merge itself is part of each moved case's history (pseudonymous ids only).
-        await connection.execute(
-            "INSERT INTO case_history (case_id, event_id, event_type, occurred_at, data) VALUES ($1, $2, $3, $4, $5)",
-            row["case_id"],
-            envelope.id,
-            envelope.type,
-            envelope.time,
-            merged.model_dump(mode="json"),
-        )
+        await _remember(connection, row["case_id"], envelope)
         if row["case_id"] in duplicates:
             closed = CaseClosed(
                 client_id=survivor,
@@ -323,14 +321,7 @@ async def on_client_erased(connection: asyncpg.Connection, envelope: Envelope) -
     await connection.execute("UPDATE consultations SET note = NULL WHERE case_id = ANY($1::uuid[])", case_ids)
     await connection.execute("UPDATE plan_goals SET description = NULL WHERE case_id = ANY($1::uuid[])", case_ids)
     for case_id in case_ids:
-        await connection.execute(
-            "INSERT INTO case_history (case_id, event_id, event_type, occurred_at, data) VALUES ($1, $2, $3, $4, $5)",
-            case_id,
-            envelope.id,
-            envelope.type,
-            envelope.time,
-            erased.model_dump(mode="json"),
-        )
+        await _remember(connection, case_id, envelope)
         await _changed(connection, case_id)
     log.info("client erased: notes removed", cases=len(case_ids))
 
@@ -348,14 +339,7 @@ async def on_handover_due(connection: asyncpg.Connection, envelope: Envelope) ->
         due.due_on,
     )
     for row in rows:
-        await connection.execute(
-            "INSERT INTO case_history (case_id, event_id, event_type, occurred_at, data) VALUES ($1, $2, $3, $4, $5)",
-            row["case_id"],
-            envelope.id,
-            envelope.type,
-            envelope.time,
-            due.model_dump(mode="json"),
-        )
+        await _remember(connection, row["case_id"], envelope)
         await _changed(connection, row["case_id"])
 
 
