@@ -125,12 +125,11 @@ def build_router(database: Database, network: ReferralNetwork) -> APIRouter:
         async with database.connection() as connection:
             await check_agency_token(connection, agency_id, authorization)
 
-    inbox_auth = [Depends(agency_token)]
+    # Every inbox route acts for the agency in its path, so every one checks that agency's token.
+    inbox = APIRouter(prefix="/inbox/{agency_id}/referrals", tags=["inbox"], dependencies=[Depends(agency_token)])
 
-    @router.get(
-        "/inbox/{agency_id}/referrals", summary="An agency's open referrals", tags=["inbox"], dependencies=inbox_auth
-    )
-    async def inbox(agency_id: str) -> list[InboxReferral]:
+    @inbox.get("", summary="An agency's open referrals")
+    async def open_referrals(agency_id: str) -> list[InboxReferral]:
         async with database.connection() as connection:
             referrals = await handlers.inbox(connection, agency_id)
             await network.with_people(connection, agency_id, referrals)
@@ -145,32 +144,19 @@ def build_router(database: Database, network: ReferralNetwork) -> APIRouter:
         scope = f"POST /inbox/{agency_id}/referrals/{referral_id}/{kind}"
         return idempotent(database, request, scope, payload, action)
 
-    @router.post(
-        "/inbox/{agency_id}/referrals/{referral_id}/accept",
-        summary="Accept a referral",
-        tags=["inbox"],
-        dependencies=inbox_auth,
-    )
+    @inbox.post("/{referral_id}/accept", summary="Accept a referral")
     async def accept(agency_id: str, referral_id: UUID, request: Request):  # noqa: ANN202
         return await answer(agency_id, referral_id, request, "accept", {})
 
-    @router.post(
-        "/inbox/{agency_id}/referrals/{referral_id}/decline",
-        summary="Decline a referral",
-        tags=["inbox"],
-        dependencies=inbox_auth,
-    )
+    @inbox.post("/{referral_id}/decline", summary="Decline a referral")
     async def decline(agency_id: str, referral_id: UUID, body: DeclineInput, request: Request):  # noqa: ANN202
         return await answer(agency_id, referral_id, request, "decline", body, reason=body.reason)
 
-    @router.post(
-        "/inbox/{agency_id}/referrals/{referral_id}/complete",
-        summary="Report the outcome of an accepted referral",
-        tags=["inbox"],
-        dependencies=inbox_auth,
-    )
+    @inbox.post("/{referral_id}/complete", summary="Report the outcome of an accepted referral")
     async def complete(agency_id: str, referral_id: UUID, body: CompleteInput, request: Request):  # noqa: ANN202
         return await answer(agency_id, referral_id, request, "complete", body, outcome=body.outcome)
+
+    router.include_router(inbox)
 
     # --- operations -----------------------------------------------------------------------------
 
