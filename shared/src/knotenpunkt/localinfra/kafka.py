@@ -51,14 +51,15 @@ def ensure_jars(cache_dir: Path = DEFAULT_CACHE) -> Path:
     """The folder of the broker's jars, fetched from Maven Central on first use."""
     libs = cache_dir / f"kafka-{KAFKA_VERSION}" / "libs"
     marker = libs / ".complete"
-    if marker.exists():
-        return libs
-    for tool, hint in (("java", "Java 17"), ("mvn", "Maven")):
+    # Java is needed on every start, Maven only for the first fetch.
+    for tool, hint in (("java", "Java 17"), ("mvn", "Maven"))[: 1 if marker.exists() else 2]:
         if shutil.which(tool) is None:
             raise InfraError(
                 f"'{tool}' not found: install {hint} (Java 17 and Maven are needed to run Kafka "
                 "without Docker), or use Docker: docker compose up"
             )
+    if marker.exists():
+        return libs
     libs.mkdir(parents=True, exist_ok=True)
     pom = libs.parent / "pom.xml"
     pom.write_text(_POM)
