@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from knotenpunkt.http import ApiError
+from knotenpunkt.errors import Conflict, Invalid, PreconditionRequired
 from knotenpunkt.i18n import register_messages
 
 IF_MATCH_HEADER = "If-Match"
@@ -79,7 +79,7 @@ def parse_if_match(header: str | None) -> IfMatch | None:
         if len(tag) >= 2 and tag[0] == tag[-1] == '"':
             tag = tag[1:-1]
         if not tag.isdigit() or len(tag) > 18:
-            raise ApiError(422, "validation_failed", fields=[(IF_MATCH_HEADER, "if_match_invalid", {})])
+            raise Invalid(IF_MATCH_HEADER, "if_match_invalid")
         versions.add(int(tag))
     return IfMatch(any=False, versions=frozenset(versions))
 
@@ -99,11 +99,10 @@ def check_version(
     if_match = parse_if_match(header)
     if if_match is None:
         if required:
-            raise ApiError(428, "if_match_required")
+            raise PreconditionRequired("if_match_required")
         return
     if not if_match.matches(current):
-        raise ApiError(
-            409,
+        raise Conflict(
             "version_conflict",
             what=what or {"de": "Der Datensatz", "en": "The record"},
             current=current,

@@ -19,8 +19,10 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from knotenpunkt.db import Database
+from knotenpunkt.errors import DomainError, NotFound
 from knotenpunkt.i18n import message, negotiate
 from knotenpunkt.logging import get_logger
+from knotenpunkt.uow import Actor, Cause, UnitOfWork, UnitsOfWork
 
 CORRELATION_HEADER = "X-Correlation-ID"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -34,8 +36,11 @@ def current_correlation_id() -> str:
     return _correlation_id.get() or str(uuid.uuid4())
 
 
-class ApiError(Exception):
-    """A clear 4xx answer: a message code from the catalogue and, optionally, field errors."""
+class ApiError(DomainError):
+    """A clear 4xx answer about the HTTP request itself (a header, the body's size, ...).
+
+    Use cases raise the domain errors of `knotenpunkt.errors` instead; both are answered by
+    the same handler."""
 
     def __init__(
         self,
@@ -45,18 +50,12 @@ class ApiError(Exception):
         details: dict[str, Any] | None = None,
         **params: Any,
     ) -> None:
-        super().__init__(code)
+        super().__init__(code, fields, details, **params)
         self.status_code = status_code
-        self.code = code
-        self.params = params
-        # Extra keys of the answer (e.g. the candidates of a duplicate warning).
-        self.details = details or {}
-        # (field path, message code, message params)
-        self.fields = fields or []
 
 
-def not_found(what_de: str, what_en: str) -> ApiError:
-    return ApiError(404, "not_found", what={"de": what_de, "en": what_en})
+def not_found(what_de: str, what_en: str) -> NotFound:
+    return NotFound(what_de, what_en)
 
 
 class CorrelationIdMiddleware:
@@ -132,8 +131,8 @@ def install_error_handlers(app: FastAPI) -> None:
             )
         return JSONResponse(status_code=422, content=error_body(language, "validation_failed", fields))
 
-    @app.exception_handler(ApiError)
-    async def on_api_error(request: Request, error: ApiError) -> JSONResponse:
+    @app.exception_handler(DomainError)
+    async def on_domain_error(request: Request, error: DomainError) -> JSONResponse:
         language = _language(request)
         fields = [
             {"field": field, "code": code, "message": message(code, language, **params)}
@@ -151,6 +150,85 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(status_code=status, content=error_body(_language(request), "internal_error"))
 
 
+def request_actor(request: Request) -> Actor:
+    """Who sent the request (set by the identity middleware; unknown until it is installed)."""
+    actor = getattr(request.state, "actor", None)
+    return actor if isinstance(actor, Actor) else Actor.unknown()
+
+
+UseCase = Callable[[UnitOfWork], Awaitable[Any]]
+
+
+async def run_command(
+    units: UnitsOfWork,
+    request: Request,
+    use_case: UseCase,
+    *,
+    scope: str,
+    payload: Any = None,
+    status_code: int = 200,
+) -> JSONResponse:
+    """Run a command's use case in one unit of work; with an Idempotency-Key, store its answer
+    and repeat it.
+
+    The use case returns its response model (or None for 204); domain errors it raises become
+    their 4xx answers. A second request with the same key and the same body gets the stored
+    answer and causes nothing; the same key with another body is refused (422). A request that
+    failed stored nothing (its transaction rolled back), so it may be retried with the same key.
+    """
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key and len(key) > 200:
+        raise ApiError(422, "validation_failed", fields=[(IDEMPOTENCY_HEADER, "string_too_long", {"max_length": 200})])
+    request_hash = hashlib.sha256(json.dumps(jsonable_encoder(payload), sort_keys=True).encode()).hexdigest()
+    cause = Cause(correlation_id=current_correlation_id())
+    async with units.begin(cause, request_actor(request)) as uow:
+        if key:
+            replay = await _claim_key(uow.connection, scope, key, request_hash)
+            if replay is not None:
+                return replay
+        result = await use_case(uow)
+        content = jsonable_encoder(result)
+        if key:
+            await _store_answer(uow.connection, scope, key, status_code, content)
+    if result is None and status_code == 204:
+        return JSONResponse(status_code=204, content=None)
+    return JSONResponse(status_code=status_code, content=content)
+
+
+async def _claim_key(connection: asyncpg.Connection, scope: str, key: str, request_hash: str) -> JSONResponse | None:
+    """Claim an Idempotency-Key; the stored answer when it was used before with the same body."""
+    first = await connection.fetchval(
+        "INSERT INTO idempotency_keys (scope, idempotency_key, request_hash) VALUES ($1, $2, $3) "
+        "ON CONFLICT DO NOTHING RETURNING true",
+        scope,
+        key,
+        request_hash,
+    )
+    if first:
+        return None
+    stored = await connection.fetchrow(
+        "SELECT request_hash, status_code, response_body FROM idempotency_keys "
+        "WHERE scope = $1 AND idempotency_key = $2",
+        scope,
+        key,
+    )
+    if stored["request_hash"] != request_hash:
+        raise ApiError(422, "idempotency_key_reused")
+    return JSONResponse(
+        status_code=stored["status_code"], content=stored["response_body"], headers={"Idempotent-Replayed": "true"}
+    )
+
+
+async def _store_answer(connection: asyncpg.Connection, scope: str, key: str, status_code: int, content: Any) -> None:
+    await connection.execute(
+        "UPDATE idempotency_keys SET status_code = $3, response_body = $4 WHERE scope = $1 AND idempotency_key = $2",
+        scope,
+        key,
+        status_code,
+        content,
+    )
+
+
 Action = Callable[[asyncpg.Connection], Awaitable[tuple[int, Any]]]
 
 
@@ -161,50 +239,18 @@ async def idempotent(
     payload: Any,
     action: Action,
 ) -> JSONResponse:
-    """Run `action` in one transaction; with an Idempotency-Key, store its answer and repeat it.
-
-    A second request with the same key and the same body gets the stored answer and causes
-    nothing; the same key with another body is refused (422). A request that failed stored
-    nothing (its transaction rolled back), so it may be retried with the same key.
-    """
+    """Deprecated shape (a raw connection); use `run_command` with a unit of work."""
     key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key and len(key) > 200:
+        raise ApiError(422, "validation_failed", fields=[(IDEMPOTENCY_HEADER, "string_too_long", {"max_length": 200})])
     request_hash = hashlib.sha256(json.dumps(jsonable_encoder(payload), sort_keys=True).encode()).hexdigest()
     async with database.transaction() as connection:
         if key:
-            if len(key) > 200:
-                raise ApiError(
-                    422, "validation_failed", fields=[(IDEMPOTENCY_HEADER, "string_too_long", {"max_length": 200})]
-                )
-            first = await connection.fetchval(
-                "INSERT INTO idempotency_keys (scope, idempotency_key, request_hash) VALUES ($1, $2, $3) "
-                "ON CONFLICT DO NOTHING RETURNING true",
-                scope,
-                key,
-                request_hash,
-            )
-            if not first:
-                stored = await connection.fetchrow(
-                    "SELECT request_hash, status_code, response_body FROM idempotency_keys "
-                    "WHERE scope = $1 AND idempotency_key = $2",
-                    scope,
-                    key,
-                )
-                if stored["request_hash"] != request_hash:
-                    raise ApiError(422, "idempotency_key_reused")
-                return JSONResponse(
-                    status_code=stored["status_code"],
-                    content=stored["response_body"],
-                    headers={"Idempotent-Replayed": "true"},
-                )
+            replay = await _claim_key(connection, scope, key, request_hash)
+            if replay is not None:
+                return replay
         status_code, body = await action(connection)
         content = jsonable_encoder(body)
         if key:
-            await connection.execute(
-                "UPDATE idempotency_keys SET status_code = $3, response_body = $4 "
-                "WHERE scope = $1 AND idempotency_key = $2",
-                scope,
-                key,
-                status_code,
-                content,
-            )
+            await _store_answer(connection, scope, key, status_code, content)
     return JSONResponse(status_code=status_code, content=content)

@@ -1,0 +1,142 @@
+"""The unit of work every use case takes instead of a connection.
+
+A use case (an HTTP command or a consumer's `on_<event>`) gets one `UnitOfWork`: the open
+transaction, `publish(event)` that writes the event to the outbox with its envelope built from
+the cause (the HTTP request's correlation id, or the consumed event as causation), and who is
+acting. Everything it does commits together or not at all; nothing is published outside it.
+
+The service's composition root creates one `UnitsOfWork` (ServiceRuntime does); entrypoints
+ask it for a unit of work, use cases never open transactions themselves. Tests that check a
+rule without SQL use `knotenpunkt.testing.FakeUnitOfWork`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import asyncpg
+
+from knotenpunkt.db import Database
+from knotenpunkt.envelope import Envelope
+from knotenpunkt.events.base import Event
+from knotenpunkt.outbox import add_to_outbox
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting: a signed-in person, a partner agency, or a service itself.
+
+    Identity (sign-in, roles, offices) is filled in by the identity work; until then HTTP
+    requests act as `Actor.unknown()` and consumers as their service.
+    """
+
+    kind: str  # "staff" | "agency" | "service" | "unknown"
+    subject: str
+    roles: frozenset[str] = frozenset()
+    office_id: str | None = None
+    agency_id: str | None = None
+
+    @classmethod
+    def service(cls, name: str) -> Actor:
+        return cls(kind="service", subject=name)
+
+    @classmethod
+    def unknown(cls) -> Actor:
+        return cls(kind="unknown", subject="anonymous")
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Why a unit of work runs: the correlation id it continues and, for a consumed event, that
+    event (the causation of every event published in the unit of work)."""
+
+    correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    consumed: Envelope | None = None
+
+    @classmethod
+    def of(cls, envelope: Envelope) -> Cause:
+        return cls(correlation_id=envelope.correlation_id, consumed=envelope)
+
+
+class Publisher(Protocol):
+    """What a use case needs to emit events: the unit of work (real or fake) provides it."""
+
+    async def publish(self, event: Event, topic: str | None = None) -> Envelope: ...
+
+
+class UnitOfWork:
+    """One transaction of one use case, with the outbox and the actor."""
+
+    def __init__(self, connection: asyncpg.Connection, source: str, cause: Cause, actor: Actor) -> None:
+        self.connection = connection
+        self.source = source
+        self.cause = cause
+        self.actor = actor
+        self.published: list[Envelope] = []
+
+    @property
+    def correlation_id(self) -> str:
+        return self.cause.correlation_id
+
+    def envelope(self, event: Event) -> Envelope:
+        """The envelope `publish` would write: correlation id and causation from the cause."""
+        consumed = self.cause.consumed
+        return Envelope(
+            event=event,
+            source=self.source,
+            correlation_id=self.cause.correlation_id,
+            causation_id=str(consumed.id) if consumed is not None else None,
+        )
+
+    async def publish(self, event: Event, topic: str | None = None) -> Envelope:
+        """Write the event to the outbox (to its own topic, or `topic`); returns its envelope.
+
+        The same envelope may be published to a second topic by passing it to `publish_again`.
+        """
+        envelope = self.envelope(event)
+        await add_to_outbox(self.connection, envelope, topic)
+        self.published.append(envelope)
+        return envelope
+
+    async def publish_again(self, envelope: Envelope, topic: str) -> None:
+        """The same event (same id) on one more topic, e.g. a referral on the agency's topic."""
+        await add_to_outbox(self.connection, envelope, topic)
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A nested transaction: a failure inside rolls back only what was done inside."""
+        published = len(self.published)
+        try:
+            async with self.connection.transaction():
+                yield
+        except BaseException:
+            del self.published[published:]
+            raise
+
+
+class UnitsOfWork:
+    """The service's factory of units of work (one per use case), made in the composition root."""
+
+    def __init__(self, database: Database, source: str) -> None:
+        self.database = database
+        self.source = source
+
+    @asynccontextmanager
+    async def begin(self, cause: Cause | None = None, actor: Actor | None = None) -> AsyncIterator[UnitOfWork]:
+        """A new transaction; it commits when the block ends without an exception."""
+        async with self.database.transaction() as connection:
+            yield self.within(connection, cause or Cause(), actor or Actor.unknown())
+
+    def within(self, connection: asyncpg.Connection, cause: Cause, actor: Actor) -> UnitOfWork:
+        """A unit of work inside a transaction the caller holds (a consumer's batch)."""
+        return UnitOfWork(connection, self.source, cause, actor)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection for a query (no outbox, no transaction of its own)."""
+        async with self.database.connection() as connection:
+            yield connection
