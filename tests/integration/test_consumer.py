@@ -3,6 +3,7 @@ transient failures."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import time
@@ -10,23 +11,23 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import asyncpg
 import pytest
-from faststream.kafka import KafkaBroker
 
-from knotenpunkt.consumer import EventConsumer, EventHandler, RetryPolicy
+from knotenpunkt.consumer import EventConsumer, EventHandler
 from knotenpunkt.db import Database
 from knotenpunkt.envelope import Envelope
-from knotenpunkt.events import ClientRegistered, Event
+from knotenpunkt.events import ClientRegistered
 from knotenpunkt.events.common import AgeBand, ServiceLine
 from knotenpunkt.kafka import DeadLetterPublisher, Producer
+from knotenpunkt.retry import Backoff
 from knotenpunkt.testing.fixtures import count_rows, eventually, unique
 from knotenpunkt.testing.kafka import committed_total, create_topic, publish, read_topic
+from knotenpunkt.uow import UnitOfWork, UnitsOfWork
 
 pytestmark = pytest.mark.integration
 
 
-FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff_s=0.05, max_backoff_s=0.2)
+FAST_RETRY = Backoff(max_attempts=3, initial_s=0.05, max_s=0.2)
 
 
 def registered() -> Envelope:
@@ -40,9 +41,9 @@ def registered() -> Envelope:
     return Envelope(event=event, source="test")
 
 
-async def record_effect(connection: asyncpg.Connection, envelope: Envelope) -> None:
+async def record_effect(event: ClientRegistered, uow: UnitOfWork) -> None:
     # No unique constraint on purpose: applying an event twice would show as two rows.
-    await connection.execute("INSERT INTO effects (client_id) VALUES ($1)", envelope.event.client_id)
+    await uow.connection.execute("INSERT INTO effects (client_id) VALUES ($1)", event.client_id)
 
 
 @pytest.fixture
@@ -60,19 +61,27 @@ async def consuming(
     group: str,
     dead_letter_topic: str,
     handler: EventHandler = record_effect,
-    retry: RetryPolicy = FAST_RETRY,
-) -> AsyncIterator[None]:
+    retry: Backoff = FAST_RETRY,
+    max_batch: int = 500,
+) -> AsyncIterator[EventConsumer]:
     producer = Producer(infra.kafka_bootstrap, "test-dlq")
     await producer.start()
-    broker = KafkaBroker(infra.kafka_bootstrap)
-    handlers: dict[type[Event], EventHandler] = {ClientRegistered: handler}
-    consumer = EventConsumer(group, database, DeadLetterPublisher(producer, group, dead_letter_topic), handlers, retry)
-    consumer.subscribe(broker, topic)
-    await broker.start()
+    consumer = EventConsumer(
+        group_id=group,
+        units=UnitsOfWork(database, "test"),
+        bootstrap=infra.kafka_bootstrap,
+        dead_letters=DeadLetterPublisher(producer, group, dead_letter_topic),
+        handlers=[handler],
+        topics=[topic],
+        backoff=retry,
+        max_batch=max_batch,
+    )
+    await consumer.start()
+    consumer.start_background()
     try:
-        yield
+        yield consumer
     finally:
-        await broker.stop()
+        await consumer.stop()
         await producer.stop()
 
 
@@ -136,8 +145,12 @@ async def test_a_consumer_restarted_mid_stream_resumes_without_loss_or_doubling(
     async def some_applied() -> bool:
         return await count_rows(effects_db, "SELECT count(*) FROM effects") >= 50
 
-    # First run: stopped part-way (graceful stop, as on a deployment).
-    async with consuming(infra, effects_db, topic, group, dead_letters):
+    async def slow_effect(event: ClientRegistered, uow: UnitOfWork) -> None:
+        await asyncio.sleep(0.005)  # slow enough that the stop falls in the middle of the stream
+        await record_effect(event, uow)
+
+    # First run, in small batches: stopped part-way (graceful stop, as on a deployment).
+    async with consuming(infra, effects_db, topic, group, dead_letters, slow_effect, max_batch=10):
         await eventually(some_applied)
     applied_before_restart = await count_rows(effects_db, "SELECT count(*) FROM effects")
     assert applied_before_restart < total, "the stop must come mid-stream for this test to mean anything"
@@ -155,14 +168,14 @@ async def test_transient_failures_are_retried_with_backoff_then_applied_once(inf
     group, dead_letters = unique("group"), unique("dlq")
     attempts: list[float] = []
 
-    async def flaky(connection: asyncpg.Connection, envelope: Envelope) -> None:
+    async def flaky(event: ClientRegistered, uow: UnitOfWork) -> None:
         attempts.append(time.monotonic())
         if len(attempts) < 3:
             raise ConnectionRefusedError("database restarting")
-        await record_effect(connection, envelope)
+        await record_effect(event, uow)
 
     await publish(infra.kafka_bootstrap, topic, [registered()])
-    retry = RetryPolicy(max_attempts=5, initial_backoff_s=0.2, max_backoff_s=1.0)
+    retry = Backoff(max_attempts=5, initial_s=0.2, max_s=1.0)
     async with consuming(infra, effects_db, topic, group, dead_letters, flaky, retry):
         await eventually(lambda: settled(infra, group, topic, 1))
 
@@ -178,7 +191,7 @@ async def test_a_failure_that_does_not_go_away_is_dead_lettered_after_the_bound(
     group = unique("group")
     attempts = 0
 
-    async def always_down(connection: asyncpg.Connection, envelope: Envelope) -> None:
+    async def always_down(event: ClientRegistered, uow: UnitOfWork) -> None:
         nonlocal attempts
         attempts += 1
         raise ConnectionRefusedError("database down")
@@ -202,10 +215,10 @@ async def test_a_dead_lettered_event_is_applied_once_after_replay(infra, effects
     group = unique("group")
     cause_fixed = False
 
-    async def rejects_until_fixed(connection: asyncpg.Connection, envelope: Envelope) -> None:
+    async def rejects_until_fixed(event: ClientRegistered, uow: UnitOfWork) -> None:
         if not cause_fixed:
             raise Rejected("reference data missing")
-        await record_effect(connection, envelope)
+        await record_effect(event, uow)
 
     event = registered()
     await publish(infra.kafka_bootstrap, topic, [event])

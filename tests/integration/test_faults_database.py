@@ -14,13 +14,14 @@ import asyncpg
 import pytest
 
 from knotenpunkt import migrations
-from knotenpunkt.consumer import RetryPolicy
 from knotenpunkt.db import Database
-from knotenpunkt.envelope import Envelope
+from knotenpunkt.events import ClientRegistered
 from knotenpunkt.localinfra import LocalPostgres, free_ports
 from knotenpunkt.localinfra.postgres import ensure_database
+from knotenpunkt.retry import Backoff
 from knotenpunkt.testing.fixtures import count_rows, eventually, unique
 from knotenpunkt.testing.kafka import create_topic, publish, read_topic
+from knotenpunkt.uow import UnitOfWork
 from tests.integration.test_consumer import consuming, registered, settled
 
 pytestmark = pytest.mark.integration
@@ -55,15 +56,15 @@ async def test_a_database_restart_mid_stream_loses_and_doubles_nothing(infra, po
     group = unique("group")
     await publish(infra.kafka_bootstrap, topic, [registered() for _ in range(EVENTS)])
 
-    async def slow_effect(connection: asyncpg.Connection, envelope: Envelope) -> None:
+    async def slow_effect(event: ClientRegistered, uow: UnitOfWork) -> None:
         # Slow enough that the restart falls in the middle of the stream.
         await asyncio.sleep(0.02)
-        await connection.execute("INSERT INTO effects (client_id) VALUES ($1)", envelope.event.client_id)
+        await uow.connection.execute("INSERT INTO effects (client_id) VALUES ($1)", event.client_id)
 
     async def some_applied() -> bool:
         return await count_rows(database, "SELECT count(*) FROM effects") >= 20
 
-    retry = RetryPolicy(max_attempts=60, initial_backoff_s=0.2, max_backoff_s=1.0)
+    retry = Backoff(max_attempts=60, initial_s=0.2, max_s=1.0)
     async with consuming(infra, database, topic, group, dead_letters, slow_effect, retry):
         await eventually(some_applied)
         await asyncio.to_thread(postgres.stop)  # fast shutdown: sessions are cut off

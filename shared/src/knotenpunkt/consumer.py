@@ -1,207 +1,177 @@
-"""Idempotent, at-least-once event consumption on top of FastStream, written once.
+"""Event consumers of a service: typed `on_<event>(event, uow)` handlers, applied in batches,
+exactly once in effect, written once.
 
-For every message:
-1. decode the CloudEvents envelope; a message that cannot be decoded goes to the dead-letter
-   topic at once (retrying cannot fix it);
-2. in ONE transaction: record (consumer, event id) and apply the handler's effect (including
-   any outgoing events, via the outbox); an event seen before changes nothing;
-3. only then commit the offset (FastStream's AckPolicy.MANUAL; its default would commit first).
+A service registers its handlers, each a plain async function whose first parameter's
+annotation names the event type(s) it handles:
 
-Transient failures (database unreachable) are retried with exponential backoff up to a bound,
-then dead-lettered. If even the dead-letter topic cannot be written, the consumer seeks back to
-the message and tries again after a pause: it never commits past a message it has not secured.
-Messages are processed one at a time per subscriber, so FastStream's commit of "all consumed
-positions" never covers a message still in flight.
+    async def on_client_registered(event: ClientRegistered, uow: UnitOfWork) -> None: ...
+
+    runtime.consume(topics.CLIENTS, on_client_registered, on_clients_merged)
+
+They run on `knotenpunkt.projection.ProjectionConsumer`, the batch machinery of the read
+models (decision 0011): our code decodes every record from its bytes, so nothing is dropped
+before it is seen (an undecodable record is dead-lettered with its reason and counted); a
+fetched batch per partition is applied in ONE transaction together with
+
+- the `(consumer, event_id)` records in `processed_events` (the same event published twice, at
+  two offsets, is applied once), and
+- the partitions' next offsets in `consumer_offsets` (the truth the consumer seeks to after a
+  rebalance; Kafka's committed offsets only mirror them for lag monitoring).
+
+If the batch fails, it is applied again event by event under savepoints: an event whose
+handler raises `Rejected` or a domain error, or fails with a bug, is dead-lettered alone; one
+that keeps failing transiently is retried with backoff up to the bound, then dead-lettered. A
+database that is down stops the consumer until it is back; no event is skipped for that.
+Per-key order holds: a key lives on one partition, and a partition's records are applied in
+offset order.
 """
 
 from __future__ import annotations
 
-import asyncio
+import inspect
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+import types
+import typing
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 import asyncpg
-import structlog
-from aiokafka import TopicPartition
-from aiokafka.errors import KafkaError
-from faststream import AckPolicy
-from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 
-from knotenpunkt.db import Database
-from knotenpunkt.envelope import Envelope, InvalidEvent, decode
+from knotenpunkt.envelope import Envelope
 from knotenpunkt.events.base import Event
 from knotenpunkt.kafka import DeadLetterPublisher
-from knotenpunkt.logging import get_logger
-from knotenpunkt.metrics import CONSUMER_LAG, EVENTS_HANDLED, HANDLER_SECONDS
+from knotenpunkt.metrics import EVENTS_HANDLED, HANDLER_SECONDS
+from knotenpunkt.projection import EventFailed, ProjectionConsumer, Rejected
+from knotenpunkt.retry import TRANSIENT_ERRORS, Backoff
+from knotenpunkt.uow import Actor, Cause, UnitOfWork, UnitsOfWork
 
-EventHandler = Callable[[asyncpg.Connection, Envelope], Awaitable[None]]
+__all__ = ["TRANSIENT_ERRORS", "EventConsumer", "EventHandler", "Rejected", "handled_event_types"]
 
-log = get_logger("knotenpunkt.consumer")
+EventHandler = Callable[[Any, UnitOfWork], Awaitable[None]]
 
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    # Admin or crash shutdown, "the database system is starting up": the server comes back.
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.DeadlockDetectedError,
-    asyncpg.SerializationError,
-)
+OFFSETS_TABLE = "consumer_offsets"
 
 
-class Rejected(Exception):
-    """The event is well-formed but can never be applied (e.g. an answer from the wrong agency).
-
-    Raised by a handler; the event goes to the dead-letter topic with this reason and its
-    transaction is rolled back, so it changes nothing.
-    """
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_attempts: int = 5
-    initial_backoff_s: float = 0.5
-    max_backoff_s: float = 10.0
-
-    def delay(self, attempt: int) -> float:
-        return min(self.initial_backoff_s * (2 ** (attempt - 1)), self.max_backoff_s)
+def handled_event_types(handler: EventHandler) -> tuple[type[Event], ...]:
+    """The event types a handler takes, from its first parameter's annotation (`A | B` allowed)."""
+    parameters = list(inspect.signature(handler).parameters)
+    if len(parameters) != 2:
+        raise TypeError(f"{handler.__qualname__} must take (event, uow)")
+    annotation = typing.get_type_hints(handler).get(parameters[0])
+    members = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+    if typing.get_origin(annotation) is typing.Union:
+        members = typing.get_args(annotation)
+    if not members or not all(isinstance(member, type) and issubclass(member, Event) for member in members):
+        raise TypeError(f"{handler.__qualname__}: annotate the event parameter with the event class(es) it handles")
+    return tuple(members)
 
 
-async def mark_processed(connection: asyncpg.Connection, consumer: str, envelope: Envelope) -> bool:
-    """Record the event as processed; False if it was processed before (a redelivery)."""
-    inserted = await connection.fetchval(
-        "INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
-        consumer,
-        envelope.id,
-    )
-    return bool(inserted)
+def dispatch_table(handlers: Sequence[EventHandler]) -> dict[type[Event], EventHandler]:
+    table: dict[type[Event], EventHandler] = {}
+    for handler in handlers:
+        for event_type in handled_event_types(handler):
+            if event_type in table:
+                raise ValueError(f"two handlers for {event_type.__name__} in one consumer")
+            table[event_type] = handler
+    return table
 
 
-class EventConsumer:
-    """One consumer group of a service: dispatches events by type to use-case handlers."""
+class HandlerProjection:
+    """Applies events to a service's own tables through its handlers (the Projection protocol)."""
+
+    def __init__(
+        self, name: str, units: UnitsOfWork, handlers: Mapping[type[Event], EventHandler], actor: Actor
+    ) -> None:
+        self.name = name
+        self._units = units
+        self._handlers = dict(handlers)
+        self._actor = actor
+        # Outcomes of the transaction in flight; counted once it commits (a retried batch must
+        # not count twice).
+        self._outcomes: Counter[tuple[str, str]] = Counter()
+        self._seconds: list[tuple[str, float]] = []
+
+    async def prepare(self, connection: asyncpg.Connection) -> None:
+        self._outcomes.clear()
+        self._seconds.clear()
+
+    async def apply(self, connection: asyncpg.Connection, envelopes: Sequence[Envelope]) -> None:
+        wanted = []
+        for envelope in envelopes:
+            handler = self._handlers.get(type(envelope.event))
+            if handler is None:
+                # A valid event this consumer has no use for: skipped, not an error.
+                self._outcomes[(envelope.type, "skipped")] += 1
+            else:
+                wanted.append((envelope, handler))
+        if not wanted:
+            return
+        # One statement records the whole batch; what was recorded before is a redelivery.
+        fresh = set(
+            await connection.fetchval(
+                "WITH inserted AS (INSERT INTO processed_events (consumer, event_id) "
+                "SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING RETURNING event_id) "
+                "SELECT coalesce(array_agg(event_id), '{}') FROM inserted",
+                self.name,
+                [envelope.id for envelope, _ in wanted],
+            )
+        )
+        for envelope, handler in wanted:
+            if envelope.id not in fresh:
+                self._outcomes[(envelope.type, "duplicate")] += 1
+                continue
+            fresh.discard(envelope.id)  # a second copy in the same batch is a duplicate too
+            uow = self._units.within(connection, Cause.of(envelope), self._actor)
+            started = time.perf_counter()
+            try:
+                await handler(envelope.event, uow)
+            except Exception as error:
+                raise EventFailed(envelope) from error
+            self._seconds.append((envelope.type, time.perf_counter() - started))
+            self._outcomes[(envelope.type, "applied")] += 1
+
+    def committed(self) -> None:
+        for (event_type, outcome), count in self._outcomes.items():
+            EVENTS_HANDLED.labels(self.name, event_type, outcome).inc(count)
+        for event_type, seconds in self._seconds:
+            HANDLER_SECONDS.labels(self.name, event_type).observe(seconds)
+        self._outcomes.clear()
+        self._seconds.clear()
+
+
+class EventConsumer(ProjectionConsumer):
+    """One consumer of a service's group: its handlers on some topics (or a topic pattern)."""
 
     def __init__(
         self,
+        *,
         group_id: str,
-        database: Database,
+        units: UnitsOfWork,
+        bootstrap: str,
         dead_letters: DeadLetterPublisher,
-        handlers: Mapping[type[Event], EventHandler],
-        retry: RetryPolicy,
+        handlers: Sequence[EventHandler],
+        topics: Sequence[str] = (),
+        pattern: str | None = None,
+        backoff: Backoff | None = None,
+        max_batch: int = 500,
+        stall_after_s: float = 300.0,
+        client_id: str | None = None,
     ) -> None:
-        self.group_id = group_id
-        self._database = database
-        self._dead_letters = dead_letters
-        self._handlers = dict(handlers)
-        self._retry = retry
-
-    def subscribe(self, broker: KafkaBroker, *topics: str, pattern: str | None = None) -> None:
-        options = {
-            "group_id": self.group_id,
-            # A new group starts at the beginning of the history, not at its end.
-            "auto_offset_reset": "earliest",
-            "ack_policy": AckPolicy.MANUAL,
-            "title": f"{self.group_id}:{','.join(topics) or pattern}",
-        }
-        if pattern is not None:
-            options["pattern"] = pattern
-
-        async def on_event(message: KafkaMessage) -> None:
-            await self.process(message)
-
-        broker.subscriber(*topics, **options)(on_event)
-
-    async def process(self, message: KafkaMessage) -> None:
-        record = message.raw_message
-        started = time.perf_counter()
-        try:
-            envelope = decode(record.headers or (), record.value, record.topic)
-        except InvalidEvent as invalid:
-            await self._secure(message, invalid.reason)
-            self._measure(message, "undecodable", "dead_lettered", started)
-            return
-        handler = self._handlers.get(type(envelope.event))
-        if handler is None:
-            # A valid event this consumer has no use for: skip it, it is not an error.
-            await self._commit(message)
-            self._measure(message, envelope.type, "skipped", started)
-            return
-        with structlog.contextvars.bound_contextvars(
-            correlation_id=envelope.correlation_id,
-            event_id=str(envelope.id),
-            event_type=envelope.type,
-        ):
-            outcome = await self._apply(message, envelope, handler)
-        self._measure(message, envelope.type, outcome, started)
-
-    def _measure(self, message: KafkaMessage, event_type: str, outcome: str, started: float) -> None:
-        record = message.raw_message
-        EVENTS_HANDLED.labels(self.group_id, event_type, outcome).inc()
-        if outcome in ("applied", "duplicate"):
-            HANDLER_SECONDS.labels(self.group_id, event_type).observe(time.perf_counter() - started)
-        consumer = getattr(message, "consumer", None)
-        highwater = getattr(consumer, "highwater", None)
-        if highwater is not None:
-            end = highwater(TopicPartition(record.topic, record.partition))
-            if end is not None:
-                lag = max(0, end - record.offset - 1)
-                CONSUMER_LAG.labels(self.group_id, record.topic, str(record.partition)).set(lag)
-
-    async def _apply(self, message: KafkaMessage, envelope: Envelope, handler: EventHandler) -> str:
-        """Apply the event once; returns the outcome for the metrics."""
-        outcome = "applied"
-        for attempt in range(1, self._retry.max_attempts + 1):
-            try:
-                async with self._database.transaction() as connection:
-                    if await mark_processed(connection, self.group_id, envelope):
-                        await handler(connection, envelope)
-                    else:
-                        outcome = "duplicate"
-                        log.info("duplicate event ignored")
-            except Rejected as rejected:
-                await self._secure(message, rejected.reason, rejected)
-                return "dead_lettered"
-            except TRANSIENT_ERRORS as error:
-                if attempt == self._retry.max_attempts:
-                    reason = f"gave up after {attempt} attempts: {type(error).__name__}"
-                    await self._secure(message, reason, error)
-                    return "dead_lettered"
-                delay = self._retry.delay(attempt)
-                log.warning(
-                    "transient failure, retrying", error=type(error).__name__, attempt=attempt, retry_in_s=delay
-                )
-                await asyncio.sleep(delay)
-            except Exception as error:  # a bug or a data error: retrying will not help
-                log.exception("handler failed")
-                reason = f"handler failed: {type(error).__name__}"
-                await self._secure(message, reason, error)
-                return "dead_lettered"
-            else:
-                await self._commit(message)
-                return outcome
-        return outcome
-
-    async def _secure(self, message: KafkaMessage, reason: str, error: BaseException | None = None) -> None:
-        """Dead-letter, then commit; if the dead-letter topic is unreachable, rewind and pause."""
-        try:
-            await self._dead_letters.send(message.raw_message, reason, error)
-        except KafkaError as error:
-            log.error("dead-letter topic unreachable; will redeliver", error=type(error).__name__)
-            await asyncio.sleep(self._retry.max_backoff_s)
-            await message.nack()
-            return
-        await self._commit(message)
-
-    async def _commit(self, message: KafkaMessage) -> None:
-        try:
-            await message.ack()
-        except KafkaError as error:
-            # The effect is durable and idempotent: a redelivery after a rebalance is harmless.
-            log.warning("offset commit failed; the event may be redelivered", error=type(error).__name__)
+        self.handlers = dispatch_table(handlers)
+        self.topics = tuple(topics)
+        self.pattern = pattern
+        super().__init__(
+            projection=HandlerProjection(group_id, units, self.handlers, Actor.service(group_id)),
+            database=units.database,
+            bootstrap=bootstrap,
+            topics=topics,
+            offsets_table=OFFSETS_TABLE,
+            dead_letters=dead_letters,
+            group_id=group_id,
+            client_id=client_id or group_id,
+            max_batch=max_batch,
+            backoff=backoff or Backoff(max_attempts=12),
+            pattern=pattern,
+            stall_after_s=stall_after_s,
+        )

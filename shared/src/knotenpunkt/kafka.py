@@ -16,6 +16,11 @@ from knotenpunkt.topics import DEAD_LETTER, TopicSpec
 
 log = get_logger("knotenpunkt.kafka")
 
+# The largest record our producers send: the broker's default `message.max.bytes` (1 MiB + 12).
+MAX_RECORD_BYTES = 1_048_576
+# Room for the dead-letter headers and the record's framing when a copy must be cut short.
+_DEAD_LETTER_HEADROOM = 16_384
+
 
 class Producer:
     """The service's idempotent producer: acks=all, no duplicates from retries, per-partition
@@ -35,6 +40,7 @@ class Producer:
             acks="all",
             linger_ms=5,
             request_timeout_ms=30_000,
+            max_request_size=MAX_RECORD_BYTES,
         )
         await self._producer.start()
 
@@ -142,8 +148,18 @@ class DeadLetterPublisher:
             extra["dlq_error_type"] = type(error).__name__
             # Only the frames, not the exception text: that may quote message content.
             extra["dlq_traceback"] = "".join(traceback.format_tb(error.__traceback__))[-4000:]
-        headers.extend((name, value.encode()) for name, value in extra.items())
-        await self._producer.kafka.send_and_wait(self._topic, value=record.value, key=record.key, headers=headers)
+        value = record.value
+        size = len(value or b"") + len(record.key or b"") + sum(len(n) + len(v or b"") for n, v in headers)
+        if size + _DEAD_LETTER_HEADROOM > MAX_RECORD_BYTES and value is not None:
+            # The copy (same bytes plus our headers) would be over the producer's limit, and a
+            # dead letter that cannot be written would stall the partition for ever. Keep the
+            # beginning, and say how large the original was and where it is (its topic keeps it).
+            budget = max(0, MAX_RECORD_BYTES - _DEAD_LETTER_HEADROOM - (size - len(value)))
+            extra["dlq_truncated"] = "true"
+            extra["dlq_original_size"] = str(len(value))
+            value = value[:budget]
+        headers.extend((name, text.encode()) for name, text in extra.items())
+        await self._producer.kafka.send_and_wait(self._topic, value=value, key=record.key, headers=headers)
         log.warning(
             "message dead-lettered",
             reason=reason,

@@ -48,11 +48,15 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
-from knotenpunkt.consumer import TRANSIENT_ERRORS, Rejected
 from knotenpunkt.db import Database
-from knotenpunkt.envelope import Envelope, InvalidEvent, decode
+from knotenpunkt.envelope import Envelope, InvalidEvent, decode, header_map
+from knotenpunkt.errors import DomainError
 from knotenpunkt.kafka import DeadLetterPublisher
 from knotenpunkt.logging import get_logger
+from knotenpunkt.metrics import CONSUMER_LAG, CONSUMER_STALLED, EVENTS_HANDLED
+from knotenpunkt.retry import TRANSIENT_ERRORS, Backoff
+
+__all__ = ["Backoff", "EventFailed", "Projection", "ProjectionConsumer", "Rejected", "offsets_table_ddl"]
 
 log = get_logger("knotenpunkt.projection")
 
@@ -119,15 +123,25 @@ class Projection(Protocol):
         (the same event may be published twice, at two offsets)."""
 
 
-@dataclass(frozen=True)
-class Backoff:
-    """Bounded exponential backoff: the delay doubles up to `max_s`, the retries never stop."""
+class Rejected(Exception):
+    """The event is well-formed but can never be applied (e.g. an answer from the wrong agency).
 
-    initial_s: float = 0.2
-    max_s: float = 10.0
+    Raised by a handler or projection; the event goes to the dead-letter topic with this reason
+    and what it did is rolled back, so it changes nothing.
+    """
 
-    def delay(self, attempt: int) -> float:
-        return min(self.initial_s * (2 ** (attempt - 1)), self.max_s)
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class EventFailed(Exception):
+    """Raised by a projection that applies events one by one: which event failed (the cause
+    is chained). Lets the consumer count that attempt against the event's bound."""
+
+    def __init__(self, envelope: Envelope) -> None:
+        super().__init__(envelope.type)
+        self.envelope = envelope
 
 
 @dataclass
@@ -166,6 +180,8 @@ class ProjectionConsumer:
         max_batch: int = 5000,
         backoff: Backoff | None = None,
         idle_check_s: float = 1.0,
+        pattern: str | None = None,
+        stall_after_s: float = 300.0,
     ) -> None:
         self.projection = projection
         self.stats = ProjectionStats()
@@ -177,8 +193,14 @@ class ProjectionConsumer:
         self._group_id = group_id
         self._client_id = client_id
         self._max_batch = max_batch
-        self._backoff = backoff or Backoff()
+        self._backoff = backoff or Backoff(initial_s=0.2)
         self._idle_check_s = idle_check_s
+        self._pattern = pattern
+        self._stall_after_s = stall_after_s
+        # The label of this consumer's metrics: its group, or the projection for a rebuild.
+        self._metrics_label = group_id or projection.name
+        # Since when a partition has had records waiting without any progress (lag > 0).
+        self._waiting_since: dict[TopicPartition, float] = {}
         self._consumer: AIOKafkaConsumer | None = None
         # The offset this consumer last stored (or read) per partition: the next record it applies.
         self._stored: dict[TopicPartition, int] = {}
@@ -206,12 +228,16 @@ class ProjectionConsumer:
             fetch_max_bytes=64 * 1024 * 1024,
             # A large batch takes a while to apply; the group must not think we are dead.
             max_poll_interval_ms=600_000,
+            # A pattern subscription (the agencies' answer topics) notices a new topic within a minute.
+            metadata_max_age_ms=60_000,
         )
         await self._consumer.start()
         if self._group_id is None:
             partitions = await self._all_partitions()
             self._consumer.assign(partitions)
             await self._on_assigned(partitions)
+        elif self._pattern is not None:
+            self._consumer.subscribe(pattern=self._pattern, listener=_Listener(self))
         else:
             self._consumer.subscribe(self._topics, listener=_Listener(self))
 
@@ -290,6 +316,40 @@ class ProjectionConsumer:
     def stored_offsets(self) -> dict[TopicPartition, int]:
         return dict(self._stored)
 
+    def stalled(self) -> str | None:
+        """Why this consumer is stalled, or None: records have waited on a partition for longer
+        than `stall_after_s` without any of them being applied (for /health/ready)."""
+        now = time.monotonic()
+        stuck = sorted(
+            f"{tp.topic}[{tp.partition}]"
+            for tp, since in self._waiting_since.items()
+            if now - since > self._stall_after_s
+        )
+        if not stuck:
+            return None
+        return f"{self._metrics_label}: no progress for over {self._stall_after_s:g} s on {', '.join(stuck)}"
+
+    def _observe_lag(self, progressed: Iterable[TopicPartition] = ()) -> None:
+        """Lag per partition from the fetcher's high watermark (no extra request), and the time
+        since records have been waiting without progress."""
+        now = time.monotonic()
+        progressed = set(progressed)
+        for tp, stored in self._stored.items():
+            highwater = self.kafka.highwater(tp) if self._consumer is not None else None
+            if highwater is None:
+                continue
+            lag = max(0, highwater - stored)
+            CONSUMER_LAG.labels(self._metrics_label, tp.topic, str(tp.partition)).set(lag)
+            if lag == 0 or tp in progressed:
+                self._waiting_since.pop(tp, None)
+                if lag > 0:
+                    self._waiting_since[tp] = now
+            else:
+                self._waiting_since.setdefault(tp, now)
+        for tp in [tp for tp in self._waiting_since if tp not in self._stored]:
+            del self._waiting_since[tp]
+        CONSUMER_STALLED.labels(self._metrics_label).set(1 if self.stalled() else 0)
+
     # --- one batch ------------------------------------------------------------------------
 
     async def step(self, timeout_s: float = 0.5) -> None:
@@ -313,8 +373,10 @@ class ProjectionConsumer:
             batch = {tp: rows for tp, rows in decoded.items() if rows and tp in self._stored}
             if not batch:
                 await self._idle_check()
+                self._observe_lag()
                 return
             await self._apply_batch(batch, invalid)
+            self._observe_lag(progressed=batch)
 
     async def _fetch_ahead(self) -> None:
         while True:
@@ -384,39 +446,56 @@ class ProjectionConsumer:
     async def _commit_with_retries(
         self, decoded: dict[TopicPartition, list[tuple[ConsumerRecord, Envelope | None]]]
     ) -> dict[TopicPartition, int]:
+        """Apply the batch in one transaction; on a failure, find the failing events.
+
+        The whole batch goes in one transaction first (fast). When that fails, the batch is
+        applied again event by event under savepoints, and only the failing events are
+        dead-lettered. A consumer with a bound on attempts (`Backoff.max_attempts`, the event
+        handlers) retries an event that keeps failing transiently up to the bound, inside its
+        savepoint, then dead-letters it; one without (the projections) waits out transient
+        failures for as long as they last. A transaction that cannot even run (the database is
+        down) is retried with backoff for ever: an event is never skipped because of that.
+        """
         attempt = 0
         isolate = False
+        tries: dict[int, int] = {}  # attempts so far per event (by envelope identity)
         while True:
             attempt += 1
             try:
-                return await self._transaction(decoded, isolate)
-            except PROJECTION_TRANSIENT_ERRORS as error:
+                return await self._transaction(decoded, isolate, tries)
+            except _SeekNeeded:
+                raise
+            except Exception as error:
+                cause = error.__cause__ if isinstance(error, EventFailed) else error
+                transient = isinstance(cause, PROJECTION_TRANSIENT_ERRORS)
+                if not isolate and (not transient or self._backoff.max_attempts is not None):
+                    if isinstance(error, EventFailed):
+                        tries[id(error.envelope)] = 1  # the batch's try was that event's first
+                    # One bad event must not stop the others: find it, event by event.
+                    log.warning(
+                        "batch failed; applying it event by event",
+                        projection=self.projection.name,
+                        error=type(cause).__name__,
+                    )
+                    isolate = True
+                    continue
+                if not transient:
+                    raise
                 delay = self._backoff.delay(attempt)
                 log.warning(
                     "transient failure applying a batch; retrying",
                     projection=self.projection.name,
-                    error=type(error).__name__,
+                    error=type(cause).__name__,
                     attempt=attempt,
                     retry_in_s=delay,
                 )
                 await asyncio.sleep(delay)
-            except _SeekNeeded:
-                raise
-            except Exception as error:
-                if isolate:
-                    raise
-                # One bad event must not stop the read model: find it, event by event.
-                log.warning(
-                    "batch failed; applying it event by event",
-                    projection=self.projection.name,
-                    error=type(error).__name__,
-                )
-                isolate = True
 
     async def _transaction(
         self,
         decoded: dict[TopicPartition, list[tuple[ConsumerRecord, Envelope | None]]],
         isolate: bool,
+        tries: dict[int, int],
     ) -> dict[TopicPartition, int]:
         """One transaction: check the stored offsets, apply, store the new offsets."""
         mismatched: dict[TopicPartition, int] = {}
@@ -439,7 +518,7 @@ class ProjectionConsumer:
             failed: list[tuple[Envelope, str, BaseException]] = []
             if envelopes:
                 if isolate:
-                    failed = await self._apply_isolated(connection, envelopes)
+                    failed = await self._apply_isolated(connection, envelopes, tries)
                 else:
                     await self.projection.apply(connection, envelopes)
             if failed:
@@ -455,6 +534,9 @@ class ProjectionConsumer:
                 )
         self._stored.update(new_offsets)
         self.stats.events_applied += len(envelopes) - len(failed)
+        committed = getattr(self.projection, "committed", None)
+        if committed is not None:
+            committed()
         if mismatched:
             log.info(
                 "stored offsets moved under this consumer (a rebuild swap or another member); seeking",
@@ -466,22 +548,45 @@ class ProjectionConsumer:
         return new_offsets
 
     async def _apply_isolated(
-        self, connection: asyncpg.Connection, envelopes: list[Envelope]
+        self, connection: asyncpg.Connection, envelopes: list[Envelope], tries: dict[int, int]
     ) -> list[tuple[Envelope, str, BaseException]]:
         failed = []
         for envelope in envelopes:
-            try:
-                async with connection.transaction():  # a savepoint
-                    await self.projection.apply(connection, [envelope])
-            except PROJECTION_TRANSIENT_ERRORS:
-                raise
-            except Rejected as rejected:
-                failed.append((envelope, rejected.reason, rejected))
-            except Exception as error:
-                log.exception(
-                    "projection failed on an event", projection=self.projection.name, event_type=envelope.type
-                )
-                failed.append((envelope, f"projection failed: {type(error).__name__}", error))
+            while True:
+                if tries.get(id(envelope)):
+                    await asyncio.sleep(self._backoff.delay(tries[id(envelope)]))
+                try:
+                    async with connection.transaction():  # a savepoint
+                        await self.projection.apply(connection, [envelope])
+                except Exception as raised:
+                    error = raised.__cause__ if isinstance(raised, EventFailed) and raised.__cause__ else raised
+                    if connection.is_closed():
+                        raise  # the database itself failed: the whole batch waits for it
+                    if isinstance(error, PROJECTION_TRANSIENT_ERRORS):
+                        if self._backoff.max_attempts is None:
+                            raise  # the database itself: the whole batch waits for it
+                        tries[id(envelope)] = attempt = tries.get(id(envelope), 0) + 1
+                        if not self._backoff.gives_up_after(attempt):
+                            log.warning(
+                                "transient failure, retrying",
+                                projection=self.projection.name,
+                                event_type=envelope.type,
+                                error=type(error).__name__,
+                                attempt=attempt,
+                            )
+                            continue
+                        reason = f"gave up after {attempt} attempts: {type(error).__name__}"
+                    elif isinstance(error, Rejected):
+                        reason = error.reason
+                    elif isinstance(error, DomainError):
+                        reason = f"rejected: {error.code}"
+                    else:
+                        log.exception(
+                            "projection failed on an event", projection=self.projection.name, event_type=envelope.type
+                        )
+                        reason = f"handler failed: {type(error).__name__}"
+                    failed.append((envelope, reason, error))
+                break
         return failed
 
     async def _lock_stored(self, connection: asyncpg.Connection, partitions: Iterable[TopicPartition]) -> dict:
@@ -503,6 +608,8 @@ class ProjectionConsumer:
             log.error("dead-letter topic unreachable; the batch will be fetched again", error=type(failure).__name__)
             raise _SeekNeeded from failure
         self.stats.dead_lettered += 1
+        event_type = header_map(record.headers or ()).get("ce_type", "undecodable")[:200]
+        EVENTS_HANDLED.labels(self._metrics_label, event_type, "dead_lettered").inc()
 
     # --- offsets: stored in PostgreSQL, mirrored to Kafka ------------------------------------
 

@@ -6,26 +6,26 @@ ServiceRuntime, registers its consumers and routers, and hands back `runtime.app
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import uvicorn
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
-from faststream.kafka import KafkaBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from knotenpunkt import migrations
-from knotenpunkt.consumer import EventConsumer, EventHandler, RetryPolicy
+from knotenpunkt.consumer import EventConsumer, EventHandler
 from knotenpunkt.db import Database
-from knotenpunkt.events.base import Event
-from knotenpunkt.http import CorrelationIdMiddleware, install_error_handlers
+from knotenpunkt.http import create_api
 from knotenpunkt.kafka import DeadLetterPublisher, Producer, ensure_topics
 from knotenpunkt.logging import configure_logging, get_logger
 from knotenpunkt.outbox import OutboxRelay
+from knotenpunkt.retry import Backoff
 from knotenpunkt.settings import ServiceSettings
 from knotenpunkt.topics import TopicSpec, dead_letter_topic, event_topic
+from knotenpunkt.uow import UnitsOfWork
 
 log = get_logger("knotenpunkt.service")
 
@@ -43,14 +43,8 @@ class ServiceRuntime:
         configure_logging(settings.log_level, settings.log_json)
         self.group_id = f"knotenpunkt.{settings.service_name}"
         self.database = Database(settings.database_url, settings.db_pool_min_size, settings.db_pool_max_size)
-        self.broker = KafkaBroker(
-            settings.kafka_bootstrap,
-            client_id=settings.service_name,
-            logger=get_logger(f"{settings.service_name}.broker"),
-            # Pattern subscriptions (the agencies' answer topics) notice a new topic within a minute.
-            metadata_max_age_ms=60_000,
-            graceful_timeout=15,
-        )
+        self.units = UnitsOfWork(self.database, f"knotenpunkt/{settings.service_name}")
+        self.consumers: list[EventConsumer] = []
         self.producer = Producer(settings.kafka_bootstrap, f"{settings.service_name}-outbox")
         self.relay = OutboxRelay(
             self.database,
@@ -65,27 +59,36 @@ class ServiceRuntime:
         self._topics: list[TopicSpec] = [event_topic(name, settings.topic_partitions) for name in topics] + [
             dead_letter_topic()
         ]
-        self._retry = RetryPolicy(
-            settings.consumer_max_attempts, settings.consumer_backoff_initial_s, settings.consumer_backoff_max_s
+        self._backoff = Backoff(
+            initial_s=settings.consumer_backoff_initial_s,
+            max_s=settings.consumer_backoff_max_s,
+            max_attempts=settings.consumer_max_attempts,
         )
-        self.app = FastAPI(
+        self.app = create_api(
             title=title or f"Knotenpunkt {settings.service_name}",
             description=description,
             lifespan=self._lifespan,
+            max_body_bytes=settings.max_body_bytes,
         )
-        self.app.add_middleware(CorrelationIdMiddleware)
-        install_error_handlers(self.app)
         self.app.include_router(self._health_router())
 
-    def consume(
-        self,
-        handlers: Mapping[type[Event], EventHandler],
-        *topics: str,
-        pattern: str | None = None,
-    ) -> EventConsumer:
-        """Register an idempotent consumer in the service's consumer group."""
-        consumer = EventConsumer(self.group_id, self.database, self.dead_letters, handlers, self._retry)
-        consumer.subscribe(self.broker, *topics, pattern=pattern)
+    def consume(self, topic: str | None, *handlers: EventHandler, pattern: str | None = None) -> EventConsumer:
+        """Register `on_<event>(event, uow)` handlers for one topic (or a topic pattern) in the
+        service's consumer group; the event types come from the handlers' annotations."""
+        consumer = EventConsumer(
+            group_id=self.group_id,
+            units=self.units,
+            bootstrap=self.settings.kafka_bootstrap,
+            dead_letters=self.dead_letters,
+            handlers=handlers,
+            topics=[topic] if topic else [],
+            pattern=pattern,
+            backoff=self._backoff,
+            max_batch=self.settings.consumer_batch_size,
+            stall_after_s=self.settings.consumer_stall_after_s,
+            client_id=f"{self.settings.service_name}-consumer",
+        )
+        self.consumers.append(consumer)
         return consumer
 
     def include_router(self, router: APIRouter) -> None:
@@ -130,7 +133,9 @@ class ServiceRuntime:
         await ensure_topics(self.settings.kafka_bootstrap, self._topics)
         await self.producer.start()
         self.relay.start()
-        await self.broker.start()
+        for consumer in self.consumers:
+            await consumer.start()
+            consumer.start_background()
         periodic = [
             asyncio.create_task(self._run_periodically(job_name, interval, job), name=job_name)
             for job_name, interval, job in self._periodic
@@ -142,8 +147,9 @@ class ServiceRuntime:
             for task in periodic:
                 task.cancel()
             await asyncio.gather(*periodic, return_exceptions=True)
-            # In-flight handlers finish first (graceful_timeout), then nothing new is published.
-            await self.broker.stop()
+            # The batches in flight finish first, then nothing new is published.
+            for consumer in self.consumers:
+                await consumer.stop()
             await self.relay.stop()
             await self.producer.stop()
             await self.database.close()
@@ -160,15 +166,17 @@ class ServiceRuntime:
         async def live() -> dict[str, str]:
             return {"status": "ok"}
 
-        @router.get("/health/ready", summary="Database and Kafka broker reachable")
+        @router.get("/health/ready", summary="Database and Kafka broker reachable, no consumer stalled")
         async def ready() -> JSONResponse:
             database_ok, broker_ok = await asyncio.gather(self.database.ping(), self._broker_ok())
-            checks = {
+            stalled = [reason for consumer in self.consumers if (reason := consumer.stalled())]
+            checks: dict[str, object] = {
                 "database": "ok" if database_ok else "unreachable",
                 "kafka": "ok" if broker_ok else "unreachable",
                 "outbox_relay": "leader" if self.relay.is_leader else "standby",
+                "consumers": stalled or "ok",
             }
-            healthy = database_ok and broker_ok
+            healthy = database_ok and broker_ok and not stalled
             return JSONResponse(
                 status_code=200 if healthy else 503,
                 content={"status": "ready" if healthy else "not ready", "checks": checks},
@@ -178,9 +186,10 @@ class ServiceRuntime:
 
     async def _broker_ok(self) -> bool:
         try:
-            return await self.broker.ping(timeout=2)
+            await asyncio.wait_for(self.producer.kafka.client.fetch_all_metadata(), timeout=2)
         except Exception:
             return False
+        return True
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:

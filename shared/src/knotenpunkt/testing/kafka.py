@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import CoordinatorLoadInProgressError, GroupCoordinatorNotAvailableError
 
 from knotenpunkt.envelope import Envelope
 from knotenpunkt.kafka import ensure_topics
@@ -59,6 +60,8 @@ async def committed_total(bootstrap: str, group_id: str, topic: str) -> int:
     try:
         offsets = await admin.list_consumer_group_offsets(group_id)
         return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
+    except (GroupCoordinatorNotAvailableError, CoordinatorLoadInProgressError):
+        return 0  # a fresh broker creates its offsets topic on the first group: nothing committed yet
     finally:
         await admin.close()
 
