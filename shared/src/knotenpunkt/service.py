@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from knotenpunkt import migrations
+from knotenpunkt.clients import ServiceClient
 from knotenpunkt.consumer import EventConsumer, EventHandler
 from knotenpunkt.db import Database
 from knotenpunkt.http import create_api
@@ -45,6 +46,7 @@ class ServiceRuntime:
         self.database = Database(settings.database_url, settings.db_pool_min_size, settings.db_pool_max_size)
         self.units = UnitsOfWork(self.database, f"knotenpunkt/{settings.service_name}")
         self.consumers: list[EventConsumer] = []
+        self._clients: list[ServiceClient] = []
         self.producer = Producer(settings.kafka_bootstrap, f"{settings.service_name}-outbox")
         self.relay = OutboxRelay(
             self.database,
@@ -90,6 +92,12 @@ class ServiceRuntime:
         )
         self.consumers.append(consumer)
         return consumer
+
+    def client(self, base_url: str, timeout_s: float) -> ServiceClient:
+        """A long-lived HTTP client for another service, closed when this one stops."""
+        client = ServiceClient(base_url, timeout_s)
+        self._clients.append(client)
+        return client
 
     def include_router(self, router: APIRouter) -> None:
         self.app.include_router(router)
@@ -152,6 +160,8 @@ class ServiceRuntime:
                 await consumer.stop()
             await self.relay.stop()
             await self.producer.stop()
+            for client in self._clients:
+                await client.close()
             await self.database.close()
             log.info("service stopped", service=name)
 
