@@ -1,5 +1,5 @@
 """HTTP mechanisms every service shares: field-level errors, correlation ids, idempotent POSTs,
-health and readiness."""
+health and readiness, and bad input refused in our error format (`create_api`)."""
 
 from __future__ import annotations
 
@@ -8,24 +8,30 @@ import hashlib
 import json
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import asyncpg
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from knotenpunkt.db import Database
 from knotenpunkt.errors import DomainError, NotFound
 from knotenpunkt.i18n import message, negotiate
 from knotenpunkt.logging import get_logger
+from knotenpunkt.openapi import install_docs, install_openapi, iter_routes
+from knotenpunkt.request_guard import refuse_control_characters
 from knotenpunkt.uow import Actor, Cause, UnitOfWork, UnitsOfWork
 
 CORRELATION_HEADER = "X-Correlation-ID"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 _correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
 log = get_logger("knotenpunkt.http")
@@ -85,6 +91,69 @@ class CorrelationIdMiddleware:
             _correlation_id.reset(token)
 
 
+class BodyTooLarge(StarletteHTTPException):
+    """The request body grew past the limit while it was being read."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(status_code=413)
+        self.max_bytes = max_bytes
+
+
+class BodySizeLimitMiddleware:
+    """Refuses a request body larger than `max_bytes` with 413 in our error format.
+
+    A declared Content-Length over the limit is refused before anything is read. The bytes that
+    arrive are counted too, because a chunked body declares no length and a declared one may be
+    wrong: reading stops at the limit, so a huge body is never held in memory."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def receive_limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # An HTTPException, so that FastAPI's body parsing passes it on unchanged to
+                    # the exception handler (any other exception there becomes a 400).
+                    raise BodyTooLarge(self.max_bytes)
+            return message
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive_limited, send_tracked)
+        except BodyTooLarge:
+            # Read outside the exception handlers' reach (e.g. by a middleware): answer here.
+            if started:
+                raise
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        language = negotiate(Headers(scope=scope).get("accept-language"))
+        content = error_body(language, "body_too_large", max_bytes=self.max_bytes)
+        # The unread rest of the body makes the connection unusable for another request.
+        response = JSONResponse(status_code=413, content=content, headers={"Connection": "close"})
+        await response(scope, receive, send)
+
+
 def _valid_correlation_id(value: str) -> bool:
     return 0 < len(value) <= 100 and all(c.isalnum() or c in "-_.:" for c in value)
 
@@ -142,12 +211,77 @@ def install_error_handlers(app: FastAPI) -> None:
         body.update(jsonable_encoder(error.details))
         return JSONResponse(status_code=error.status_code, content=body)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        # Starlette's and FastAPI's own refusals (unknown route, wrong method, unreadable body,
+        # body too large) in our format instead of {"detail": ...}; their headers (Allow) stay.
+        language = _language(request)
+        status = error.status_code
+        if isinstance(error, BodyTooLarge):
+            body = error_body(language, "body_too_large", max_bytes=error.max_bytes)
+        elif status == 404:
+            body = error_body(language, "unknown_route", method=request.method, path=request.url.path[:200])
+        elif status == 405:
+            headers = dict(error.headers or {})
+            headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+            error = StarletteHTTPException(405, headers=headers)
+            body = error_body(language, "method_not_allowed", method=request.method, allowed=headers["Allow"])
+        elif status == 400:
+            body = error_body(language, "bad_request")
+        else:
+            body = error_body(language, "http_error", status=status)
+        return JSONResponse(status_code=status, content=body, headers=error.headers)
+
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
         # Logged with the traceback for operators; the client sees no internals.
         log.exception("unhandled error", path=request.url.path)
         status = 503 if isinstance(error, OSError | asyncpg.PostgresConnectionError) else 500
         return JSONResponse(status_code=status, content=error_body(_language(request), "internal_error"))
+
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def create_api(
+    title: str,
+    description: str = "",
+    lifespan: Lifespan | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> FastAPI:
+    """A service's FastAPI app with every shared HTTP mechanism installed.
+
+    Bad input gets a clear 4xx in our error format, never a 500: control characters (422, see
+    `knotenpunkt.request_guard`; a dependency of the app, so every router included later has
+    it), a body over `max_body_bytes` (413), malformed JSON (422), an unknown route (404) or
+    method (405). The OpenAPI document declares these answers (`knotenpunkt.openapi`), and /docs
+    serves Swagger UI from the package, not from a CDN.
+    """
+    app = FastAPI(
+        title=title,
+        description=description,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        dependencies=[Depends(refuse_control_characters)],
+    )
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes)
+    # Added last, so outermost: a 413 answered by the body limit carries the correlation id too.
+    app.add_middleware(CorrelationIdMiddleware)
+    install_error_handlers(app)
+    install_openapi(app)
+    install_docs(app)
+    return app
+
+
+def _allowed_methods(request: Request) -> str:
+    """The methods of every route at this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in iter_routes(request.app):
+        regex, route_methods = getattr(route, "path_regex", None), getattr(route, "methods", None)
+        if regex is not None and route_methods and regex.match(request.url.path):
+            methods |= set(route_methods)
+    return ", ".join(sorted(methods))
 
 
 def request_actor(request: Request) -> Actor:

@@ -46,6 +46,37 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "de": "Dieser Idempotency-Key wurde bereits für eine andere Anfrage verwendet.",
         "en": "This Idempotency-Key was already used for a different request.",
     },
+    # Bad HTTP input, refused once for every service (knotenpunkt.request_guard, knotenpunkt.http).
+    "control_character": {
+        "de": "Das Steuerzeichen {character} ist hier nicht erlaubt (Zeilenumbruch und Tabulator nur in "
+        "längeren Freitexten wie Notizen).",
+        "en": "The control character {character} is not allowed here (line breaks and tabs only in longer "
+        "free texts such as notes).",
+    },
+    "invalid_character": {
+        "de": "Der Text enthält ein ungültiges Unicode-Zeichen ({character}).",
+        "en": "The text contains an invalid Unicode character ({character}).",
+    },
+    "body_too_large": {
+        "de": "Die Anfrage ist zu groß (höchstens {max_bytes} Bytes).",
+        "en": "The request is too large (at most {max_bytes} bytes).",
+    },
+    "bad_request": {
+        "de": "Die Anfrage konnte nicht gelesen werden (z. B. kein gültiges UTF-8).",
+        "en": "The request could not be read (e.g. not valid UTF-8).",
+    },
+    "unknown_route": {
+        "de": "Diese Adresse gibt es in der Schnittstelle nicht: {method} {path}",
+        "en": "This address does not exist in the API: {method} {path}",
+    },
+    "method_not_allowed": {
+        "de": "Die Methode {method} ist für diese Adresse nicht erlaubt (erlaubt: {allowed}).",
+        "en": "The method {method} is not allowed for this address (allowed: {allowed}).",
+    },
+    "http_error": {
+        "de": "Die Anfrage kann nicht bearbeitet werden (HTTP {status}).",
+        "en": "The request cannot be processed (HTTP {status}).",
+    },
     "internal_error": {
         "de": "Ein interner Fehler ist aufgetreten. Bitte später erneut versuchen.",
         "en": "An internal error occurred. Please try again later.",

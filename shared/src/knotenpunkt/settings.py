@@ -44,3 +44,8 @@ class ServiceSettings(BaseSettings):
         default=0.5, description="First retry delay of a consumer; doubles up to the maximum."
     )
     consumer_backoff_max_s: float = Field(default=10.0, description="Longest retry delay.")
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        gt=0,
+        description="Largest HTTP request body accepted, in bytes; a larger one is answered 413.",
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from typing import Annotated
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -136,10 +137,25 @@ class _Input(BaseModel):
 class CaseOpening(_Input):
     """Open a case by hand for a person cases knows, in another service line."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "client_id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+                    "service_line": "KIM",
+                    "office_id": "rsc-hamborn",
+                    "case_manager_id": "m.schulz",
+                }
+            ]
+        }
+    )
+
     client_id: UUID = Field(description="Pseudonymous id of the person (from intake).")
     service_line: ServiceLine = Field(description="Service line of the new case.")
-    office_id: str = Field(description="Office that runs the case.")
-    case_manager_id: str | None = Field(default=None, description="Staff id of the case manager, if known already.")
+    office_id: str = Field(max_length=100, description="Office that runs the case.")
+    case_manager_id: str | None = Field(
+        default=None, max_length=100, description="Staff id of the case manager, if known already."
+    )
 
     @field_validator("office_id")
     @classmethod
@@ -153,7 +169,9 @@ class CaseOpening(_Input):
 
 
 class Assignment(_Input):
-    case_manager_id: str = Field(description="Staff id of the case manager.")
+    model_config = ConfigDict(json_schema_extra={"examples": [{"case_manager_id": "m.schulz"}]})
+
+    case_manager_id: str = Field(max_length=100, description="Staff id of the case manager.")
 
     @field_validator("case_manager_id")
     @classmethod
@@ -162,9 +180,17 @@ class Assignment(_Input):
 
 
 class TransferInput(_Input):
-    to_case_manager_id: str | None = Field(default=None, description="The new case manager.")
-    to_office_id: str | None = Field(default=None, description="The new office.")
-    reason: str = Field(description="Transfer reason code (GET /reasons).")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"to_case_manager_id": "a.yilmaz", "to_office_id": "rsc-hochfeld", "reason": "moved_within_city"}
+            ]
+        }
+    )
+
+    to_case_manager_id: str | None = Field(default=None, max_length=100, description="The new case manager.")
+    to_office_id: str | None = Field(default=None, max_length=100, description="The new office.")
+    reason: str = Field(max_length=100, description="Transfer reason code (GET /reasons).")
 
     @field_validator("to_case_manager_id")
     @classmethod
@@ -178,22 +204,47 @@ class TransferInput(_Input):
 
 
 class Closing(_Input):
-    reason: str = Field(description="Closing reason code (GET /reasons).")
+    model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "goals_reached"}]})
+
+    reason: str = Field(max_length=100, description="Closing reason code (GET /reasons).")
 
 
 class Reopening(_Input):
     """Reopening needs no input; the body may be empty or {}."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{}]})
+
 
 class ConsultationInput(_Input):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "held_on": "2025-03-04",
+                    "duration_minutes": 45,
+                    "topics": ["work", "housing"],
+                    "mode": "in_person",
+                    "language": "ar",
+                    "interpreter_used": True,
+                    "family_members_counselled": 1,
+                    "note": "Unterlagen für den Wohnberechtigungsschein besprochen.\nNächster Termin in 2 Wochen.",
+                }
+            ]
+        }
+    )
+
     held_on: date = Field(description="Day of the consultation.")
     duration_minutes: int = Field(ge=1, le=600, description="Length in minutes.")
-    topics: list[str] = Field(min_length=1, max_length=20, description="Counselling topic codes (GET /topics).")
+    topics: list[Annotated[str, Field(max_length=100)]] = Field(
+        min_length=1, max_length=20, description="Counselling topic codes (GET /topics)."
+    )
     mode: ConsultationMode = Field(default=ConsultationMode.IN_PERSON, description="How it took place.")
-    language: str | None = Field(default=None, description="Language of the consultation (ISO 639-1).")
+    language: str | None = Field(default=None, max_length=10, description="Language of the consultation (ISO 639-1).")
     interpreter_used: bool = Field(default=False, description="Whether an interpreter took part.")
     family_members_counselled: int = Field(default=0, ge=0, le=30, description="Co-counselled family members.")
-    case_manager_id: str | None = Field(default=None, description="Who held it; default: the case's case manager.")
+    case_manager_id: str | None = Field(
+        default=None, max_length=100, description="Who held it; default: the case's case manager."
+    )
     note: str | None = Field(default=None, max_length=10_000, description="Free-text note; stays in cases.")
 
     @field_validator("case_manager_id")
@@ -217,7 +268,19 @@ class ConsultationInput(_Input):
 
 
 class GoalInput(_Input):
-    topic_code: str = Field(description="Counselling topic of the goal (GET /topics).")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "topic_code": "language_integration_course",
+                    "target_date": "2099-06-30",
+                    "description": "B1-Sprachkurs abschließen.",
+                }
+            ]
+        }
+    )
+
+    topic_code: str = Field(max_length=100, description="Counselling topic of the goal (GET /topics).")
     target_date: date | None = Field(default=None, description="When the goal should be reached.")
     description: str | None = Field(default=None, max_length=2_000, description="Free text; stays in cases.")
 
@@ -230,11 +293,19 @@ class GoalInput(_Input):
 
 
 class GoalStatusInput(_Input):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "reached"}]})
+
     status: GoalStatus = Field(description="The goal's new status.")
 
 
 class TopicInput(_Input):
-    code: str = Field(description="Short code, e.g. 'energy_debts'.")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"code": "energy_debts", "label_de": "Energieschulden", "label_en": "Energy debts"}]
+        }
+    )
+
+    code: str = Field(max_length=100, description="Short code, e.g. 'energy_debts'.")
     label_de: str = Field(min_length=1, max_length=200, description="German label.")
     label_en: str = Field(min_length=1, max_length=200, description="English label.")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
 import pycountry
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -115,26 +115,30 @@ class PersonAttributes(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name_variants: list[str] = Field(
+    name_variants: list[Annotated[str, Field(max_length=200)]] = Field(
         default_factory=list, max_length=10, description="Other spellings of the name (transliteration)."
     )
     gender: Gender = Field(default=Gender.NOT_STATED, description="female, male, diverse, not_stated.")
-    nationalities: list[str] = Field(
+    nationalities: list[Annotated[str, Field(max_length=10)]] = Field(
         default_factory=list, max_length=5, description="ISO 3166 alpha-2 codes; XX for stateless."
     )
-    languages: list[str] = Field(
+    languages: list[Annotated[str, Field(max_length=10)]] = Field(
         default_factory=list, max_length=10, description="ISO 639-1 codes of languages spoken."
     )
-    counselling_language: str | None = Field(default=None, description="Preferred counselling language (ISO 639-1).")
+    counselling_language: str | None = Field(
+        default=None, max_length=10, description="Preferred counselling language (ISO 639-1)."
+    )
     phone: str | None = Field(default=None, max_length=50, description="Phone number (stays in intake).")
     email: str | None = Field(default=None, max_length=200, description="E-mail (stays in intake).")
     street: str | None = Field(default=None, max_length=200, description="Street and number (stays in intake).")
     postcode: str | None = Field(default=None, max_length=10, description="Postcode (stays in intake).")
     city: str | None = Field(default=None, max_length=100, description="City (stays in intake).")
     district: str | None = Field(default=None, max_length=100, description="City district (used in statistics).")
-    household_members: list[HouseholdMember] = Field(default_factory=list, description="Who lives with the person.")
+    household_members: list[HouseholdMember] = Field(
+        default_factory=list, max_length=20, description="Who lives with the person."
+    )
     residence_status: str = Field(
-        default="unknown", description="Residence status category code (GET /residence-statuses)."
+        default="unknown", max_length=100, description="Residence status category code (GET /residence-statuses)."
     )
     arrival_date: date | None = Field(default=None, description="Date of arrival in Germany.")
     access_route: AccessRoute | None = Field(default=None, description="How the person came.")
@@ -165,13 +169,38 @@ class PersonAttributes(BaseModel):
 class Registration(PersonAttributes):
     """A person registered at the counter."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "family_name": "Haddad",
+                    "given_name": "Rania",
+                    "name_variants": ["Hadad"],
+                    "birth_year": 1990,
+                    "gender": "female",
+                    "nationalities": ["SY"],
+                    "languages": ["ar", "de"],
+                    "counselling_language": "ar",
+                    "phone": "+49 203 1234567",
+                    "city": "Duisburg",
+                    "district": "Hamborn",
+                    "household_members": [{"relation": "child", "count": 2}],
+                    "residence_status": "residence_permit",
+                    "arrival_date": "2016-03-01",
+                    "access_route": "appointment",
+                    "office_id": "rsc-hamborn",
+                }
+            ]
+        }
+    )
+
     family_name: str = Field(min_length=1, max_length=200, description="Family name.")
     given_name: str = Field(min_length=1, max_length=200, description="Given name(s).")
     birth_date: date | None = Field(default=None, description="Date of birth (YYYY-MM-DD), if known.")
     birth_year: int | None = Field(default=None, description="Year of birth, when only the year is known.")
     office_id: str = Field(min_length=1, max_length=100, description="Office where the person registers.")
     service_lines: list[ServiceLine] | None = Field(
-        default=None, description="Staff's choice of service lines; without it the routing rules decide."
+        default=None, max_length=10, description="Staff's choice of service lines; without it the routing rules decide."
     )
     confirm_new: bool = Field(
         default=False, description="Register even though likely duplicates were shown (staff checked them)."
@@ -217,17 +246,36 @@ class Registration(PersonAttributes):
 class Correction(PersonAttributes):
     """Corrections to a person's record: only the fields sent are changed."""
 
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"phone": "+49 203 7654321", "languages": ["ar", "de", "en"]}]}
+    )
+
     family_name: str | None = Field(default=None, min_length=1, max_length=200, description="Family name.")
     given_name: str | None = Field(default=None, min_length=1, max_length=200, description="Given name(s).")
 
 
 class ConsentInput(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "purpose": "sharing",
+                    "agency_kind": "jobcenter",
+                    "data_categories": ["name", "contact"],
+                    "text_version": "2024-01",
+                    "given_on": "2025-01-15",
+                    "recorded_by": "m.schulz",
+                }
+            ]
+        },
+    )
 
     purpose: ConsentPurpose = Field(description="counselling, sharing or statistics.")
     agency_id: str | None = Field(default=None, max_length=100, description="Named partner agency (sharing).")
     agency_kind: AgencyKind | None = Field(default=None, description="Any agency of this kind (sharing).")
-    data_categories: list[DataCategory] = Field(min_length=1, description="Data categories covered.")
+    data_categories: list[DataCategory] = Field(min_length=1, max_length=20, description="Data categories covered.")
     text_version: str = Field(min_length=1, max_length=50, description="Version of the consent text shown.")
     given_on: date = Field(description="Day the consent was given.")
     valid_until: date | None = Field(default=None, description="Last valid day; none: until withdrawn.")
@@ -250,7 +298,11 @@ class ConsentInput(BaseModel):
 
 
 class DuplicateSearch(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"examples": [{"family_name": "Hadad", "given_name": "Rania", "birth_year": 1990}]},
+    )
 
     family_name: str = Field(min_length=1, max_length=200, description="Family name as heard or read.")
     given_name: str = Field(min_length=1, max_length=200, description="Given name as heard or read.")
@@ -259,12 +311,17 @@ class DuplicateSearch(BaseModel):
 
 
 class Withdrawal(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"withdrawn_on": "2025-06-30"}]})
 
     withdrawn_on: date | None = Field(default=None, description="Day of withdrawal; default today.")
 
 
 class Merge(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"duplicate_client_id": "3fa85f64-5717-4562-b3fc-2c963f66afa6"}]},
+    )
 
-    duplicate_client_id: str = Field(description="The record that turned out to be the same person; it is retired.")
+    duplicate_client_id: str = Field(
+        max_length=100, description="The record that turned out to be the same person; it is retired."
+    )

@@ -51,7 +51,19 @@ register_messages(
 
 
 class ReferralInput(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "case_id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+                    "agency_id": "jobcenter-duisburg",
+                    "topic_code": "work",
+                }
+            ]
+        },
+    )
 
     case_id: UUID = Field(description="Case the person is referred from.")
     agency_id: str = Field(min_length=1, max_length=100, description="Partner agency id.")
@@ -59,17 +71,17 @@ class ReferralInput(BaseModel):
 
 
 class WithdrawInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{}]})
 
 
 class DeclineInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "no_capacity"}]})
 
     reason: DeclineReason = Field(description="Why the agency declines.")
 
 
 class CompleteInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"outcome": "successful"}]})
 
     outcome: CompletionOutcome = Field(description="What came of the referral.")
 
