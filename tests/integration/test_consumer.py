@@ -10,21 +10,27 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError
+from prometheus_client import REGISTRY
 
 from knotenpunkt.consumer import EventConsumer, EventHandler
 from knotenpunkt.db import Database
 from knotenpunkt.envelope import Envelope
 from knotenpunkt.events import ClientRegistered
 from knotenpunkt.events.common import AgeBand, ServiceLine
-from knotenpunkt.kafka import DeadLetterPublisher, Producer
+from knotenpunkt.kafka import MAX_RECORD_BYTES, DeadLetterPublisher, Producer
 from knotenpunkt.retry import Backoff
 from knotenpunkt.testing.fixtures import count_rows, eventually, unique
 from knotenpunkt.testing.kafka import committed_total, create_topic, publish, read_topic
 from knotenpunkt.uow import UnitOfWork, UnitsOfWork
 
 pytestmark = pytest.mark.integration
+
+T = TypeVar("T")
 
 
 FAST_RETRY = Backoff(max_attempts=3, initial_s=0.05, max_s=0.2)
@@ -231,3 +237,138 @@ async def test_a_dead_lettered_event_is_applied_once_after_replay(infra, effects
         await eventually(lambda: settled(infra, group, topic, 2))
 
     assert await count_rows(effects_db, "SELECT count(*) FROM effects WHERE client_id = $1", event.event.client_id) == 1
+
+
+def _headers(event_type: str = ClientRegistered.event_type) -> list[tuple[str, bytes]]:
+    return [
+        ("ce_type", event_type.encode()),
+        ("ce_id", str(uuid.uuid4()).encode()),
+        ("content-type", b"application/json"),
+    ]
+
+
+def _dead_lettered(group: str) -> float:
+    return sum(
+        sample.value
+        for metric in REGISTRY.collect()
+        if metric.name == "knotenpunkt_events_handled"
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+        and sample.labels.get("group") == group
+        and sample.labels.get("outcome") == "dead_lettered"
+    )
+
+
+async def test_bodies_a_json_decoder_would_choke_on_are_dead_lettered_and_counted(infra, effects_db: Database) -> None:
+    # Declared as JSON (content-type), but not JSON, empty, absent (a tombstone) or a large
+    # binary blob: a framework decoder fails on these before any handler sees them.
+    topic = await create_topic(infra.kafka_bootstrap, unique("events"), partitions=1)
+    dead_letters = await create_topic(infra.kafka_bootstrap, unique("dlq"), partitions=1)
+    group = unique("group")
+    valid = registered()
+    malformed = [
+        (b"k1", b"\xff\xfe not json at all", _headers()),
+        (b"k2", b"", _headers()),
+        (b"k3", None, _headers()),
+        (b"k4", bytes(range(256)) * 400, _headers()),  # 100 KiB of binary
+    ]
+    await publish(infra.kafka_bootstrap, topic, [*malformed, valid])
+
+    async with consuming(infra, effects_db, topic, group, dead_letters):
+        await eventually(lambda: settled(infra, group, topic, len(malformed) + 1))
+
+    assert await count_rows(effects_db, "SELECT count(*) FROM effects WHERE client_id = $1", valid.event.client_id) == 1
+    dead = await read_topic(infra.kafka_bootstrap, dead_letters)
+    assert [record.key for record in dead] == [b"k1", b"k2", b"k3", b"k4"]
+    reasons = [dict(record.headers)["dlq_reason"] for record in dead]
+    assert b"not valid JSON" in reasons[0] and b"empty body" in reasons[2]
+    assert dead[3].value == malformed[3][1]  # kept byte for byte for a replay
+    assert _dead_lettered(group) == len(malformed)
+
+
+async def test_a_record_just_under_the_broker_limit_is_dead_lettered_truncated_and_the_partition_goes_on(
+    infra, effects_db: Database
+) -> None:
+    topic = await create_topic(infra.kafka_bootstrap, unique("events"), partitions=1)
+    dead_letters = await create_topic(infra.kafka_bootstrap, unique("dlq"), partitions=1)
+    group = unique("group")
+    # Just under the broker's default limit (1 MiB + 12 bytes per record batch): the dead-letter
+    # copy, the same bytes plus its headers, would be over the producer's limit.
+    blob = b"x" * (MAX_RECORD_BYTES - 300)
+    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, max_request_size=2 * MAX_RECORD_BYTES)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, blob, key=b"big", headers=_headers())
+    finally:
+        await producer.stop()
+    after = registered()
+    await publish(infra.kafka_bootstrap, topic, [after])
+
+    async with consuming(infra, effects_db, topic, group, dead_letters):
+        await eventually(lambda: settled(infra, group, topic, 2))
+
+    assert await count_rows(effects_db, "SELECT count(*) FROM effects WHERE client_id = $1", after.event.client_id) == 1
+    [dead] = await read_topic(infra.kafka_bootstrap, dead_letters)
+    headers = dict(dead.headers)
+    assert headers["dlq_truncated"] == b"true"
+    assert headers["dlq_original_size"] == str(len(blob)).encode()
+    assert (headers["dlq_origin_topic"], headers["dlq_origin_offset"]) == (topic.encode(), b"0")
+    assert 0 < len(dead.value) < len(blob) and blob.startswith(dead.value)
+
+
+class _UnreachableDeadLetters(DeadLetterPublisher):
+    async def send(self, record, reason, error=None) -> None:  # type: ignore[no-untyped-def]
+        raise KafkaConnectionError("dead-letter topic unreachable")
+
+
+async def test_a_consumer_that_cannot_get_past_a_record_reports_itself_stalled(infra, effects_db: Database) -> None:
+    topic = await create_topic(infra.kafka_bootstrap, unique("events"), partitions=1)
+    group = unique("group")
+    await publish(infra.kafka_bootstrap, topic, [(b"k", b"{broken", _headers()), registered()])
+    producer = Producer(infra.kafka_bootstrap, "test-dlq")
+    await producer.start()
+    consumer = EventConsumer(
+        group_id=group,
+        units=UnitsOfWork(effects_db, "test"),
+        bootstrap=infra.kafka_bootstrap,
+        dead_letters=_UnreachableDeadLetters(producer, group, unique("dlq")),
+        handlers=[record_effect],
+        topics=[topic],
+        backoff=Backoff(max_attempts=3, initial_s=0.05, max_s=0.2),
+        stall_after_s=1.0,
+    )
+    await consumer.start()
+    consumer.start_background()
+    try:
+        reason = await eventually(lambda: _async(consumer.stalled()), timeout_s=30)
+        assert f"{topic}[0]" in reason and "no progress" in reason
+        lag = REGISTRY.get_sample_value("knotenpunkt_consumer_lag", {"group": group, "topic": topic, "partition": "0"})
+        assert lag == 2
+        await eventually(
+            lambda: _async(REGISTRY.get_sample_value("knotenpunkt_consumer_stalled", {"group": group}) == 1)
+        )
+        assert await count_rows(effects_db, "SELECT count(*) FROM effects") == 0  # nothing skipped past it
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+async def test_lag_is_reported_per_partition_and_falls_to_zero_when_caught_up(infra, effects_db: Database) -> None:
+    topic = await create_topic(infra.kafka_bootstrap, unique("events"), partitions=3)
+    group, dead_letters = unique("group"), unique("dlq")
+    await publish(infra.kafka_bootstrap, topic, [registered() for _ in range(30)])
+
+    def lags() -> list[float | None]:
+        return [
+            REGISTRY.get_sample_value("knotenpunkt_consumer_lag", {"group": group, "topic": topic, "partition": str(p)})
+            for p in range(3)
+        ]
+
+    async with consuming(infra, effects_db, topic, group, dead_letters) as consumer:
+        await eventually(lambda: settled(infra, group, topic, 30))
+        await eventually(lambda: _async(lags() == [0, 0, 0]))
+        assert consumer.stalled() is None
+
+
+async def _async(value: T) -> T:
+    return value

@@ -375,8 +375,9 @@ class ProjectionConsumer:
                 await self._idle_check()
                 self._observe_lag()
                 return
+            before = {tp: self._stored.get(tp) for tp in batch}
             await self._apply_batch(batch, invalid)
-            self._observe_lag(progressed=batch)
+            self._observe_lag(progressed=[tp for tp in batch if self._stored.get(tp) != before[tp]])
 
     async def _fetch_ahead(self) -> None:
         while True:

@@ -23,6 +23,7 @@ from knotenpunkt.http import create_api
 from knotenpunkt.kafka import DeadLetterPublisher, Producer, ensure_topics
 from knotenpunkt.logging import configure_logging, get_logger
 from knotenpunkt.outbox import OutboxRelay
+from knotenpunkt.projection import ProjectionConsumer
 from knotenpunkt.retry import Backoff
 from knotenpunkt.settings import ServiceSettings
 from knotenpunkt.topics import TopicSpec, dead_letter_topic, event_topic
@@ -45,7 +46,9 @@ class ServiceRuntime:
         self.group_id = f"knotenpunkt.{settings.service_name}"
         self.database = Database(settings.database_url, settings.db_pool_min_size, settings.db_pool_max_size)
         self.units = UnitsOfWork(self.database, f"knotenpunkt/{settings.service_name}")
-        self.consumers: list[EventConsumer] = []
+        # Started once the runtime is up (topics exist, the dead-letter producer runs), stopped
+        # before it goes down; a stalled one turns /health/ready to 503.
+        self.consumers: list[ProjectionConsumer] = []
         self._clients: list[ServiceClient] = []
         self.producer = Producer(settings.kafka_bootstrap, f"{settings.service_name}-outbox")
         self.relay = OutboxRelay(
@@ -92,6 +95,10 @@ class ServiceRuntime:
         )
         self.consumers.append(consumer)
         return consumer
+
+    def run_consumer(self, consumer: ProjectionConsumer) -> None:
+        """Run a consumer made elsewhere (a read model's projection) with the service."""
+        self.consumers.append(consumer)
 
     def client(self, base_url: str, timeout_s: float) -> ServiceClient:
         """A long-lived HTTP client for another service, closed when this one stops."""

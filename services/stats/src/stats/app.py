@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI
 
@@ -66,21 +63,7 @@ def create_app(settings: StatsSettings | None = None) -> FastAPI:
     runtime.on_startup(prepare)
     runtime.include_router(build_router(runtime.database, definitions, settings.report_suppression_threshold))
 
-    # The projection starts once the runtime is up (topics exist, the dead-letter producer runs)
-    # and stops before it goes down.
+    tune_gc_for_batches(settings.projection_batch_size)
+    runtime.run_consumer(consumer)
     app = runtime.app
-    runtime_lifespan = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
-        async with runtime_lifespan(app) as state:
-            tune_gc_for_batches(settings.projection_batch_size)
-            await consumer.start()
-            consumer.start_background()
-            try:
-                yield state
-            finally:
-                await consumer.stop()
-
-    app.router.lifespan_context = lifespan
     return app
