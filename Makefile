@@ -27,9 +27,10 @@ test: install
 demo: install
 	@$(UV) run python -m tools.demo
 
-## Benchmarks (print figures; not part of the tests): stats ingestion and rebuild against a raw
-## aiokafka consumer on the same 1,000,000 events, then intake-to-stats latency.
+## Benchmarks (print figures; not part of the tests): each consumer service against a raw aiokafka
+## consumer on the same events, stats ingestion and rebuild on 1,000,000 events, then intake-to-stats latency.
 bench: install
+	@$(UV) run python -m tests.bench.consumer_throughput
 	@$(UV) run python -m tests.bench.stats_throughput
 	@$(UV) run python -m tests.bench.story_latency
 
