@@ -49,8 +49,3 @@ class ServiceSettings(BaseSettings):
         gt=0,
         description="Largest HTTP request body accepted, in bytes; a larger one is answered 413.",
     )
-    max_body_bytes: int = Field(
-        default=1024 * 1024,
-        gt=0,
-        description="Largest HTTP request body accepted, in bytes; a larger one is answered 413.",
-    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from datetime import date
 from typing import Annotated
-from typing import Annotated
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -212,8 +211,6 @@ class Closing(_Input):
 
 class Reopening(_Input):
     """Reopening needs no input; the body may be empty or {}."""
-
-    model_config = ConfigDict(json_schema_extra={"examples": [{}]})
 
     model_config = ConfigDict(json_schema_extra={"examples": [{}]})
 

@@ -194,31 +194,6 @@ class Registration(PersonAttributes):
         }
     )
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "family_name": "Haddad",
-                    "given_name": "Rania",
-                    "name_variants": ["Hadad"],
-                    "birth_year": 1990,
-                    "gender": "female",
-                    "nationalities": ["SY"],
-                    "languages": ["ar", "de"],
-                    "counselling_language": "ar",
-                    "phone": "+49 203 1234567",
-                    "city": "Duisburg",
-                    "district": "Hamborn",
-                    "household_members": [{"relation": "child", "count": 2}],
-                    "residence_status": "residence_permit",
-                    "arrival_date": "2016-03-01",
-                    "access_route": "appointment",
-                    "office_id": "rsc-hamborn",
-                }
-            ]
-        }
-    )
-
     family_name: str = Field(min_length=1, max_length=200, description="Family name.")
     given_name: str = Field(min_length=1, max_length=200, description="Given name(s).")
     birth_date: date | None = Field(default=None, description="Date of birth (YYYY-MM-DD), if known.")
@@ -270,10 +245,6 @@ class Registration(PersonAttributes):
 
 class Correction(PersonAttributes):
     """Corrections to a person's record: only the fields sent are changed."""
-
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"phone": "+49 203 7654321", "languages": ["ar", "de", "en"]}]}
-    )
 
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"phone": "+49 203 7654321", "languages": ["ar", "de", "en"]}]}
