@@ -45,6 +45,8 @@ class Stack:
     external_postgres_admin_dsn: str | None = None
     database_prefix: str = ""
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, init=False)
+    # Extra processes of a service (same database and consumer group), by replica name.
+    replica_ports: dict[str, int] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.kafka = LocalKafka(self.state_dir / "kafka", self.kafka_port, self.kafka_controller_port)
@@ -56,7 +58,8 @@ class Stack:
         self._own_infrastructure = self.external_kafka_bootstrap is None
 
     def url(self, service: str) -> str:
-        return f"http://127.0.0.1:{self.service_ports[service]}"
+        port = self.replica_ports.get(service) or self.service_ports[service]
+        return f"http://127.0.0.1:{port}"
 
     def start(self) -> None:
         busy = [f"{name} ({port})" for name, port in self.service_ports.items() if port_in_use(port)]
@@ -103,6 +106,11 @@ class Stack:
 
     def start_service(self, name: str) -> None:
         self._spawn(name, [sys.executable, "-m", name], self.service_env(name))
+
+    def start_replica(self, name: str, replica: str, port: int) -> None:
+        """One more process of a service: its own HTTP port, the same database and group."""
+        self.replica_ports[replica] = port
+        self._spawn(replica, [sys.executable, "-m", name], {**self.service_env(name), "KP_HTTP_PORT": str(port)})
 
     def start_partner(self, agency_id: str, decision: str = "accept") -> None:
         env = {
