@@ -25,5 +25,13 @@ CONSUMER_LAG = Gauge(
     "Messages behind the partition's end after the last handled message.",
     ["group", "topic", "partition"],
 )
-OUTBOX_BACKLOG = Gauge("knotenpunkt_outbox_backlog", "Outbox rows not yet published (leader relay only).")
+OUTBOX_BACKLOG = Gauge(
+    "knotenpunkt_outbox_backlog",
+    "Outbox rows not yet published, counted in the database by every replica (leader or standby): "
+    "after each relay round and every few seconds.",
+)
+OUTBOX_BACKLOG_COUNTED_AT = Gauge(
+    "knotenpunkt_outbox_backlog_counted_at_seconds",
+    "Unix time of the last backlog count; it falls behind while the database does not answer.",
+)
 OUTBOX_PUBLISHED = Counter("knotenpunkt_outbox_published_total", "Events the relay published to Kafka.")

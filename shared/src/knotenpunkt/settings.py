@@ -34,6 +34,36 @@ class ServiceSettings(BaseSettings):
         description="Longest wait of the outbox relay between polls (a NOTIFY wakes it sooner).",
     )
     outbox_batch_size: int = Field(default=500, description="Outbox rows published per round.")
+    outbox_backlog_refresh_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="How often every replica counts the outbox backlog for its metric, leader or not (seconds).",
+    )
+    # Retention: docs/decisions/0011-housekeeping.md explains each window; 0 keeps rows for ever.
+    housekeeping_interval_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How often the service's housekeeping runs: pruning published outbox rows, processed events "
+        "and idempotency keys (seconds).",
+    )
+    outbox_retention_hours: int = Field(
+        default=168,
+        ge=0,
+        description="Hours a published outbox row is kept for diagnosis (its personal data, if any, is cleared at "
+        "publishing); 0 keeps them.",
+    )
+    processed_events_retention_days: int = Field(
+        default=45,
+        ge=0,
+        description="Days a consumed event's id is kept to recognise it again; longer than any redelivery (agency "
+        "topics keep 30 days). 0 keeps them.",
+    )
+    idempotency_keys_retention_days: int = Field(
+        default=7,
+        ge=0,
+        description="Days an Idempotency-Key and its stored answer are kept for retries of the same request; 0 keeps "
+        "them.",
+    )
     consumer_max_attempts: int = Field(
         default=12,
         # 0.5, 1, 2, 4, 8, then 10 s apart: about 75 s, so a database restart is ridden out

@@ -94,6 +94,21 @@ CREATE UNLOGGED TABLE referrals (
     expired_at     timestamptz
 );
 
+-- Steps (accepted, declined, completed, withdrawn, expired) of referrals not (yet) seen as sent.
+-- Only a ReferralSent makes a referral count; a step for an unknown id waits here and is moved
+-- into `referrals` when its ReferralSent arrives (after a merge the two may come from different
+-- partitions, and a batch applies its event types in turn). A forged answer for a referral that
+-- was never sent stays here and is never counted. One row per referral and step: the latest.
+CREATE UNLOGGED TABLE referral_steps_waiting (
+    referral_id uuid NOT NULL,
+    step        text NOT NULL,
+    client_id   uuid NOT NULL,
+    agency_id   text NOT NULL,
+    at          timestamptz NOT NULL,
+    detail      text,
+    PRIMARY KEY (referral_id, step)
+);
+
 -- The gap register: needs nobody could meet.
 CREATE UNLOGGED TABLE unmet_needs (
     referral_id uuid NOT NULL,
