@@ -9,7 +9,7 @@ annotation names the event type(s) it handles:
     runtime.consume(topics.CLIENTS, on_client_registered, on_clients_merged)
 
 They run on `knotenpunkt.projection.ProjectionConsumer`, the batch machinery of the read
-models (decision 0011): our code decodes every record from its bytes, so nothing is dropped
+models (decision 0010): our code decodes every record from its bytes, so nothing is dropped
 before it is seen (an undecodable record is dead-lettered with its reason and counted); a
 fetched batch per partition is applied in ONE transaction together with
 

@@ -22,8 +22,13 @@ HANDLER_SECONDS = Histogram(
 )
 CONSUMER_LAG = Gauge(
     "knotenpunkt_consumer_lag",
-    "Messages behind the partition's end after the last handled message.",
+    "Records behind the partition's end (high watermark minus the next offset to apply); updated while idle.",
     ["group", "topic", "partition"],
+)
+CONSUMER_STALLED = Gauge(
+    "knotenpunkt_consumer_stalled",
+    "1 while records have waited on a partition of the group without progress for longer than allowed.",
+    ["group"],
 )
 OUTBOX_BACKLOG = Gauge(
     "knotenpunkt_outbox_backlog",

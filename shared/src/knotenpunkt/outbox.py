@@ -33,11 +33,14 @@ from knotenpunkt.envelope import Envelope
 from knotenpunkt.kafka import Producer
 from knotenpunkt.logging import get_logger
 from knotenpunkt.metrics import OUTBOX_BACKLOG, OUTBOX_BACKLOG_COUNTED_AT, OUTBOX_PUBLISHED
+from knotenpunkt.retry import Backoff
 
 NOTIFY_CHANNEL = "knotenpunkt_outbox"
 _RELAY_LOCK_KEY = 7_401_002
 _BACKLOG_SQL = "SELECT count(*) FROM outbox WHERE published_at IS NULL"
 _DATABASE_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+# The relay cannot dead-letter a row, so it waits out any failure, for ever, with the shared policy.
+_BACKOFF = Backoff(initial_s=0.5, max_s=10.0)
 # A database that does not answer must not hold the gauge's refresh loop for ever.
 _COUNT_TIMEOUT_S = 30.0
 _FULL_ROUND_COUNT_EVERY_S = 1.0
@@ -122,7 +125,7 @@ class OutboxRelay:
         self._tasks = []
 
     async def _run(self) -> None:
-        backoff = 0.5
+        attempt = 0
         while True:
             try:
                 await self._lead()
@@ -131,11 +134,12 @@ class OutboxRelay:
             except (*_DATABASE_ERRORS, KafkaError) as error:
                 self.is_leader = False
                 self.last_error = f"{type(error).__name__}: {error}"
-                log.warning("outbox relay interrupted, retrying", error=self.last_error, retry_in_s=backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+                attempt += 1
+                delay = _BACKOFF.delay(attempt)
+                log.warning("outbox relay interrupted, retrying", error=self.last_error, retry_in_s=delay)
+                await asyncio.sleep(delay)
             else:
-                backoff = 0.5
+                attempt = 0
 
     async def _lead(self) -> None:
         connection = await self._database.dedicated_connection()

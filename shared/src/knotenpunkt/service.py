@@ -19,6 +19,7 @@ from knotenpunkt import migrations
 from knotenpunkt.clients import ServiceClient
 from knotenpunkt.consumer import EventConsumer, EventHandler
 from knotenpunkt.db import Database
+from knotenpunkt.housekeeping import Housekeeping
 from knotenpunkt.http import create_api
 from knotenpunkt.kafka import DeadLetterPublisher, Producer, ensure_topics
 from knotenpunkt.logging import configure_logging, get_logger
@@ -56,11 +57,14 @@ class ServiceRuntime:
             self.producer,
             poll_interval_s=settings.outbox_poll_interval_s,
             batch_size=settings.outbox_batch_size,
+            backlog_refresh_s=settings.outbox_backlog_refresh_s,
         )
         self.dead_letters = DeadLetterPublisher(self.producer, self.group_id)
         self._migrations_folder = migrations_folder
         self._startup_hooks: list[Callable[[], Awaitable[None]]] = []
         self._periodic: list[tuple[str, float, Callable[[], Awaitable[None]]]] = []
+        # Published outbox rows, processed event ids and idempotency keys past their windows.
+        self.every("platform-housekeeping", settings.housekeeping_interval_s, Housekeeping(self.database, settings).run)
         self._topics: list[TopicSpec] = [event_topic(name, settings.topic_partitions) for name in topics] + [
             dead_letter_topic()
         ]
@@ -76,6 +80,8 @@ class ServiceRuntime:
             max_body_bytes=settings.max_body_bytes,
         )
         self.app.include_router(self._health_router())
+        # For tools that read the composition (the generated docs' publishes/consumes table).
+        self.app.state.runtime = self
 
     def consume(self, topic: str | None, *handlers: EventHandler, pattern: str | None = None) -> EventConsumer:
         """Register `on_<event>(event, uow)` handlers for one topic (or a topic pattern) in the

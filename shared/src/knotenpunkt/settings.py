@@ -79,3 +79,10 @@ class ServiceSettings(BaseSettings):
         gt=0,
         description="Largest HTTP request body accepted, in bytes; a larger one is answered 413.",
     )
+    consumer_batch_size: int = Field(
+        default=500, description="Most records an event consumer applies in one transaction."
+    )
+    consumer_stall_after_s: float = Field(
+        default=300.0,
+        description="Records waiting this long on a partition without progress turn /health/ready to 503.",
+    )
