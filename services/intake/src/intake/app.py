@@ -1,4 +1,5 @@
-"""Composition root of intake."""
+"""Composition root of intake: the runtime, the HTTP routes, the periodic jobs. Intake consumes
+no events; it only publishes (on the clients topic, through the outbox)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from intake import handlers
+from intake import jobs
 from intake.api import build_router
 from intake.settings import IntakeSettings
 from knotenpunkt import topics
 from knotenpunkt.logging import get_logger
 from knotenpunkt.service import ServiceRuntime
+from knotenpunkt.uow import Actor
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = get_logger("intake")
@@ -27,14 +29,19 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         title="Knotenpunkt intake",
         description="Registers people, records consent, routes them to a service line and office.",
     )
+    units = runtime.units
+    actor = Actor.service(settings.service_name)
 
     async def housekeeping() -> None:
-        async with runtime.database.transaction() as connection:
-            expired = await handlers.expire_consents(connection, date.today())
-            handovers = await handlers.raise_handovers(connection, date.today())
+        # Each job in its own unit of work: one failing does not hold back the other.
+        today = date.today()
+        async with units.begin(actor=actor) as uow:
+            expired = await jobs.expire_consents(uow, today)
+        async with units.begin(actor=actor) as uow:
+            handovers = await jobs.raise_handovers(uow, today)
         if expired or handovers:
             log.info("housekeeping", consents_expired=expired, handovers_raised=handovers)
 
     runtime.every("intake-housekeeping", settings.housekeeping_interval_s, housekeeping)
-    runtime.include_router(build_router(runtime.database))
+    runtime.include_router(build_router(units))
     return runtime.app

@@ -1,18 +1,25 @@
 """Intake's domain rules: ages from incomplete birth data, routing rules (as data), duplicate keys,
-consent coverage. Plain functions and values, tested without infrastructure."""
+the life of a person's record (corrections, merges, erasure), consent coverage. Plain functions
+and values, tested without infrastructure; a rule that says no raises a `knotenpunkt.errors` error.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
+from uuid import UUID
 
 import cologne_phonetics
 
-from knotenpunkt.events import AgeBand, AgencyKind, ConsentPurpose, DataCategory, ServiceLine
+from knotenpunkt.concurrency import check_version
+from knotenpunkt.errors import Conflict, Gone, Invalid
+from knotenpunkt.events import AgeBand, AgencyKind, ConsentPurpose, DataCategory, ServiceLine, SharedPersonData
 
 MINIMUM_AGE = 12
 HANDOVER_AGE = 27  # JMD ends, MBE begins
+PERSON = {"de": "Die Person", "en": "The person"}
 
 
 class NotEligible(ValueError):
@@ -86,6 +93,26 @@ def route(
     return lines
 
 
+def service_lines_for(
+    chosen: Sequence[ServiceLine] | None,
+    age: int | None,
+    residence_status: str,
+    status_is_secure: bool,
+    rules: Sequence[RoutingRule],
+) -> list[ServiceLine]:
+    """Staff's choice of service lines if they made one, else what the routing rules say; a
+    person no line applies to cannot be registered (the answer points at the birth data)."""
+    if chosen:
+        return list(chosen)
+    try:
+        lines = route(age, residence_status, status_is_secure, rules)
+    except NotEligible:
+        raise Invalid("birth_date", "too_young") from None
+    if not lines:
+        raise Invalid("birth_date", "cannot_route")
+    return lines
+
+
 def primary_service_line(lines: Sequence[ServiceLine]) -> ServiceLine:
     """The line a person's first case opens in: the age-based line if any, else the first."""
     for preferred in (ServiceLine.JMD, ServiceLine.MBE):
@@ -118,6 +145,11 @@ def turns_27_between(birth: BirthData, after: date, until: date) -> date | None:
     except ValueError:  # 29 February in a year without it: the birthday is 1 March
         birthday = date(effective.year + HANDOVER_AGE, 3, 1)
     return birthday if after < birthday <= until else None
+
+
+def household_size(member_counts: Iterable[int]) -> int:
+    """The person and everyone living with them."""
+    return 1 + sum(member_counts)
 
 
 # --- duplicates -------------------------------------------------------------------------------
@@ -171,6 +203,76 @@ def _birth_compatible(one: BirthData, other: BirthData) -> bool:
     return one_year is None or other_year is None or one_year == other_year
 
 
+# --- the person's record -----------------------------------------------------------------------
+
+# Attributes that may travel in events (non-identifying); everything else stays in intake.
+SHAREABLE = ("gender", "district", "nationalities", "languages", "counselling_language", "residence_status")
+_NAME_FIELDS = ("family_name", "given_name", "name_variants")
+
+
+def ensure_changeable(merged_into: UUID | None, erased: bool) -> None:
+    """A record retired by a merge or emptied by erasure takes no more changes."""
+    if merged_into is not None:
+        raise Conflict("already_merged", details={"merged_into": str(merged_into)})
+    ensure_readable(erased)
+
+
+def ensure_readable(erased: bool) -> None:
+    """An erased record answers 410 Gone: it existed, its content does not any more."""
+    if erased:
+        raise Gone("client_erased")
+
+
+def check_correction_version(if_match: str | None, current_version: int) -> None:
+    """A correction names the version it is based on: without one 428, a stale one (a second
+    clerk's form) 409, so nobody's change is silently overwritten."""
+    check_version(if_match, current_version, required=True, what=PERSON)
+
+
+@dataclass(frozen=True)
+class CorrectionPlan:
+    """What a correction changes: the fields, the duplicate keys, and what other services learn."""
+
+    changes: dict[str, Any]
+    phonetic_names: list[str] | None  # recomputed when a name changed
+    shared: dict[str, Any]  # the non-identifying attributes that changed, for ClientUpdated
+
+
+def plan_correction(stored: Mapping[str, Any], sent: Mapping[str, Any]) -> CorrectionPlan:
+    """Compare the fields sent with the stored record; only real changes count."""
+    changes = {field: value for field, value in sent.items() if _comparable(stored[field]) != value}
+    phonetic_names = None
+    if set(_NAME_FIELDS) & set(changes):
+        phonetic_names = phonetic_codes(
+            changes.get("family_name", stored["family_name"]),
+            changes.get("given_name", stored["given_name"]),
+            *changes.get("name_variants", stored["name_variants"]),
+        )
+    return CorrectionPlan(changes, phonetic_names, shared_changes(changes))
+
+
+def shared_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Only the non-identifying attributes that changed leave intake (sizes and years, not members
+    and dates)."""
+    shared = {field: changes[field] for field in SHAREABLE if field in changes}
+    if "household_members" in changes:
+        shared["household_size"] = household_size(member["count"] for member in changes["household_members"])
+    if "arrival_date" in changes:
+        shared["arrival_year"] = changes["arrival_date"].year if changes["arrival_date"] else None
+    return shared
+
+
+def _comparable(value: Any) -> Any:
+    # Arrays come back from the database as lists already; anything list-like compares as a list.
+    return list(value) if isinstance(value, list | tuple) else value
+
+
+def ensure_mergeable(surviving_id: UUID, duplicate_id: UUID) -> None:
+    if surviving_id == duplicate_id:
+        # A 409 at the field, as the API has always answered it.
+        raise Conflict("validation_failed", fields=[("duplicate_client_id", "merge_same", {})])
+
+
 # --- consent ----------------------------------------------------------------------------------
 
 
@@ -184,6 +286,12 @@ class Consent:
     agency_kind: AgencyKind | None = None
     valid_until: date | None = None
     withdrawn_on: date | None = None
+    expired_on: date | None = None
+
+    def ensure_in_effect(self) -> None:
+        """Only a consent still in effect can be withdrawn."""
+        if self.withdrawn_on is not None or self.expired_on is not None:
+            raise Conflict("consent_not_active")
 
     def valid_on(self, day: date) -> bool:
         if day < self.given_on:
@@ -233,3 +341,21 @@ def check_consent(
     # Name the consent that covers everything on its own, if one does (for the audit trail).
     best = next((c for c in valid if wanted <= c.data_categories), valid[0])
     return ConsentDecision(True, best.consent_id, covered, None)
+
+
+def consented_data(decision: ConsentDecision, person: Mapping[str, Any]) -> SharedPersonData:
+    """Exactly the personal data the person consented to share, nothing more; a refused decision
+    is a 409 with its reason."""
+    if not decision.granted:
+        raise Conflict("no_valid_consent", details={"reason": decision.reason})
+    categories = decision.categories
+    data: dict[str, Any] = {"categories": tuple(sorted(category.value for category in categories))}
+    if DataCategory.NAME in categories:
+        data.update(family_name=person["family_name"], given_name=person["given_name"])
+    if DataCategory.CONTACT in categories:
+        data.update(phone=person["phone"], email=person["email"])
+    if DataCategory.BIRTH_DATE in categories:
+        data.update(birth_date=person["birth_date"])
+    if DataCategory.RESIDENCE_STATUS in categories:
+        data.update(residence_status=person["residence_status"])
+    return SharedPersonData(**data)

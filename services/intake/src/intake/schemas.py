@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Literal
+from uuid import UUID
 
 import pycountry
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -325,3 +326,137 @@ class Merge(BaseModel):
     duplicate_client_id: str = Field(
         max_length=100, description="The record that turned out to be the same person; it is retired."
     )
+
+
+# --- answers ----------------------------------------------------------------------------------
+
+
+class RegisteredClient(BaseModel):
+    """The answer to a registration."""
+
+    client_id: UUID = Field(description="Pseudonymous id of the person; the only id other services see.")
+    service_line: ServiceLine = Field(description="The service line the person's first case opens in.")
+    service_lines: list[ServiceLine] = Field(description="Every service line the person is routed to.")
+    office_id: str = Field(description="Office where the person registered.")
+    registered_at: datetime = Field(description="When the person was registered (UTC).")
+    version: int = Field(description="Version of the record (send it as If-Match with a correction).")
+
+
+class DuplicateMatch(BaseModel):
+    """A registered person who may be the same as the one searched for."""
+
+    client_id: UUID = Field(description="Id of the registered person.")
+    family_name: str = Field(description="Family name as registered.")
+    given_name: str = Field(description="Given name(s) as registered.")
+    birth_date: date | None = Field(description="Date of birth, if known.")
+    birth_year: int | None = Field(description="Year of birth, if known.")
+    office_id: str = Field(description="Office where the person registered.")
+
+
+class ClientRecord(BaseModel):
+    """A person's record as staff see it (personal data: it stays in intake)."""
+
+    client_id: UUID = Field(description="Id of the person (of the surviving record after a merge).")
+    family_name: str = Field(description="Family name.")
+    given_name: str = Field(description="Given name(s).")
+    name_variants: list[str] = Field(description="Other spellings of the name.")
+    birth_date: date | None = Field(description="Date of birth, if known.")
+    birth_year: int | None = Field(description="Year of birth, if known.")
+    gender: Gender = Field(description="female, male, diverse, not_stated.")
+    nationalities: list[str] = Field(description="ISO 3166 alpha-2 codes; XX for stateless.")
+    languages: list[str] = Field(description="ISO 639-1 codes of languages spoken.")
+    counselling_language: str | None = Field(description="Preferred counselling language (ISO 639-1).")
+    phone: str | None = Field(description="Phone number.")
+    email: str | None = Field(description="E-mail.")
+    street: str | None = Field(description="Street and number.")
+    postcode: str | None = Field(description="Postcode.")
+    city: str | None = Field(description="City.")
+    district: str | None = Field(description="City district.")
+    household_members: list[HouseholdMember] = Field(description="Who lives with the person.")
+    residence_status: str = Field(description="Residence status category code.")
+    arrival_date: date | None = Field(description="Date of arrival in Germany.")
+    access_route: AccessRoute | None = Field(description="How the person came.")
+    office_id: str = Field(description="Office where the person registered.")
+    service_line: ServiceLine = Field(description="The service line the person's first case opened in.")
+    service_lines: list[ServiceLine] = Field(description="Every service line the person is routed to.")
+    registered_at: datetime = Field(description="When the person was registered (UTC).")
+    version: int = Field(description="Version of the record, also the ETag; grows with every change.")
+
+
+class CorrectionResult(BaseModel):
+    client_id: UUID = Field(description="Id of the corrected person.")
+    version: int = Field(description="Version of the record after the correction (also the new ETag).")
+    changed: list[str] = Field(description="The fields whose value changed, sorted; empty when nothing changed.")
+
+
+class MergeResult(BaseModel):
+    client_id: UUID = Field(description="The surviving record.")
+    merged_client_id: UUID = Field(description="The retired duplicate, now pointing to the surviving record.")
+
+
+class ErasureResult(BaseModel):
+    client_id: UUID = Field(description="The pseudonymous id, which stays.")
+    erased_at: datetime = Field(description="When the personal data was erased (UTC); the same on a repeat.")
+
+
+class ConsentRecord(BaseModel):
+    """A recorded consent and whether it is in effect today."""
+
+    consent_id: UUID = Field(description="Id of the consent.")
+    purpose: ConsentPurpose = Field(description="counselling, sharing or statistics.")
+    agency_id: str | None = Field(description="Named partner agency (sharing).")
+    agency_kind: AgencyKind | None = Field(description="Any agency of this kind (sharing).")
+    data_categories: list[DataCategory] = Field(description="Data categories covered.")
+    text_version: str = Field(description="Version of the consent text shown.")
+    given_on: date = Field(description="Day the consent was given.")
+    valid_until: date | None = Field(description="Last valid day; none: until withdrawn.")
+    withdrawn_on: date | None = Field(description="Day of withdrawal, if withdrawn.")
+    expired_on: date | None = Field(description="Day it expired (the day after valid_until), if it has.")
+    recorded_by: str = Field(description="Staff id of who recorded it.")
+    valid_today: bool = Field(description="Whether the consent is in effect today.")
+
+
+class ConsentCheckResult(BaseModel):
+    granted: bool = Field(description="Whether valid consent covers the purpose, agency and categories on the day.")
+    consent_id: UUID | None = Field(description="The consent that covers the request (for the audit trail).")
+    categories: list[DataCategory] = Field(description="Every category the valid consents cover, sorted.")
+    reason: str | None = Field(
+        description="Why not: no_consent, consent_withdrawn, consent_expired or categories_not_covered."
+    )
+
+
+class StaffRecord(BaseModel):
+    staff_id: str = Field(description="Staff id.")
+    office_id: str = Field(description="Office the staff member works at.")
+    display_name: str = Field(description="Name shown in the user interface.")
+    fte: float = Field(description="Full-time equivalent (0 < fte <= 1).")
+    service_lines: list[ServiceLine] = Field(description="Service lines the staff member counsels in.")
+
+
+class OfficeRecord(BaseModel):
+    office_id: str = Field(description="Office id.")
+    name: str = Field(description="Name of the office.")
+    address: str = Field(description="Postal address.")
+    open_hours: str = Field(description="Opening hours.")
+    district: str | None = Field(description="City district.")
+    languages: list[str] = Field(description="ISO 639-1 codes of the languages counselled in.")
+    service_lines: list[ServiceLine] = Field(description="Service lines offered.")
+    staff: list[StaffRecord] = Field(description="Who works there.")
+
+
+class ResidenceStatusRecord(BaseModel):
+    code: str = Field(description="Category code used in registrations.")
+    label_de: str = Field(description="German label.")
+    label_en: str = Field(description="English label.")
+    secure: bool = Field(description="Secure statuses do not route to refugee counselling.")
+
+
+class RoutingRuleRecord(BaseModel):
+    rule_id: str = Field(description="Id of the rule.")
+    service_line: ServiceLine = Field(description="The service line the rule routes to.")
+    min_age: int | None = Field(description="Lowest age (inclusive); none: no lower bound.")
+    max_age: int | None = Field(description="Age limit (exclusive); none: no upper bound.")
+    residence_statuses: list[str] | None = Field(description="Statuses the rule applies to; none: any status.")
+    unsecured_only: bool = Field(description="Applies only to unsecured residence statuses.")
+    active: bool = Field(description="Switched on.")
+    description: str = Field(description="What the rule is for.")

@@ -1,0 +1,252 @@
+"""Intake's commands: the use cases that change state, each `(uow, ...)` in one unit of work,
+their events written to the outbox through `uow.publish`. They raise only domain errors
+(`knotenpunkt.errors`); the HTTP layer answers them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from uuid import UUID
+
+from intake import repository
+from intake.domain import (
+    age_band,
+    check_correction_version,
+    ensure_mergeable,
+    household_size,
+    phonetic_codes,
+    plan_correction,
+    primary_service_line,
+    service_lines_for,
+)
+from intake.schemas import (
+    ConsentInput,
+    ConsentRecord,
+    Correction,
+    CorrectionResult,
+    ErasureResult,
+    MergeResult,
+    RegisteredClient,
+    Registration,
+)
+from knotenpunkt.errors import Conflict, NotFound
+from knotenpunkt.events import (
+    ClientErased,
+    ClientRegistered,
+    ClientsMerged,
+    ClientUpdated,
+    ConsentGiven,
+    ConsentWithdrawn,
+)
+from knotenpunkt.logging import get_logger
+from knotenpunkt.uow import UnitOfWork
+
+log = get_logger("intake")
+
+
+async def register_client(uow: UnitOfWork, registration: Registration, today: date | None = None) -> RegisteredClient:
+    """Register a person: reference data checked, likely duplicates shown unless staff confirmed
+    a new person, routed to service lines; ClientRegistered carries only non-identifying data."""
+    today = today or date.today()
+    connection = uow.connection
+    secure = await repository.check_references(connection, registration.office_id, registration.residence_status)
+    birth = registration.birth_data
+    names = [registration.family_name, registration.given_name, *registration.name_variants]
+    if not registration.confirm_new:
+        candidates = await repository.find_duplicates(connection, names, birth)
+        if candidates:
+            raise Conflict("possible_duplicates", details={"candidates": candidates})
+    age = birth.age_on(today)
+    rules = [] if registration.service_lines else await repository.routing_rules(connection)
+    lines = service_lines_for(registration.service_lines, age, registration.residence_status, secure, rules)
+    service_line = primary_service_line(lines)
+    client_id = uuid.uuid4()
+    registered_at = datetime.now(UTC)
+    await connection.execute(
+        """INSERT INTO clients (client_id, family_name, given_name, birth_date, birth_year, phone, email, office_id,
+               service_line, service_lines, registered_at, name_variants, phonetic_names, gender, nationalities,
+               languages, counselling_language, street, postcode, city, district, household_members,
+               residence_status, arrival_date, access_route)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21,
+                   $22, $23, $24, $25)""",
+        client_id,
+        registration.family_name,
+        registration.given_name,
+        registration.birth_date,
+        birth.birth_year,
+        registration.phone,
+        registration.email,
+        registration.office_id,
+        service_line.value,
+        [line.value for line in lines],
+        registered_at,
+        registration.name_variants,
+        phonetic_codes(*names),
+        registration.gender.value,
+        registration.nationalities,
+        registration.languages,
+        registration.counselling_language,
+        registration.street,
+        registration.postcode,
+        registration.city,
+        registration.district,
+        [member.model_dump() for member in registration.household_members],
+        registration.residence_status,
+        registration.arrival_date,
+        registration.access_route.value if registration.access_route else None,
+    )
+    await uow.publish(
+        ClientRegistered(
+            client_id=client_id,
+            registered_at=registered_at,
+            age_band=age_band(age),
+            service_line=service_line,
+            service_lines=tuple(lines),
+            office_id=registration.office_id,
+            gender=registration.gender,
+            district=registration.district,
+            nationalities=tuple(registration.nationalities),
+            languages=tuple(registration.languages),
+            counselling_language=registration.counselling_language,
+            residence_status=registration.residence_status,
+            arrival_year=registration.arrival_date.year if registration.arrival_date else None,
+            household_size=household_size(member.count for member in registration.household_members),
+            access_route=registration.access_route,
+        )
+    )
+    log.info("client registered", client_id=str(client_id), service_lines=[line.value for line in lines])
+    return RegisteredClient(
+        client_id=client_id,
+        service_line=service_line,
+        service_lines=list(lines),
+        office_id=registration.office_id,
+        registered_at=registered_at,
+        version=1,
+    )
+
+
+async def correct_client(
+    uow: UnitOfWork, client_id: UUID, correction: Correction, if_match: str | None
+) -> CorrectionResult:
+    """Correct the fields sent, based on the version named in If-Match; other services learn
+    only the non-identifying attributes that changed."""
+    connection = uow.connection
+    row = await repository.client_for_change(connection, client_id)
+    check_correction_version(if_match, row["version"])
+    sent = correction.model_dump(include=correction.model_fields_set)
+    await repository.check_references(connection, None, sent.get("residence_status"))
+    plan = plan_correction(row, sent)
+    if not plan.changes:
+        return CorrectionResult(client_id=client_id, version=row["version"], changed=[])
+    assignments = [f"{field} = ${index}" for index, field in enumerate(plan.changes, start=2)]
+    values = list(plan.changes.values())
+    if plan.phonetic_names is not None:
+        assignments.append(f"phonetic_names = ${len(values) + 2}")
+        values.append(plan.phonetic_names)
+    version = row["version"] + 1
+    # Field names come from the Correction model (never from the request's keys as such).
+    await connection.execute(
+        f"UPDATE clients SET {', '.join(assignments)}, version = {version} WHERE client_id = $1",
+        client_id,
+        *values,
+    )
+    if plan.shared:
+        await uow.publish(
+            ClientUpdated(
+                client_id=client_id,
+                updated_at=datetime.now(UTC),
+                changed=tuple(plan.shared),
+                **{key: tuple(value) if isinstance(value, list) else value for key, value in plan.shared.items()},
+            )
+        )
+    return CorrectionResult(client_id=client_id, version=version, changed=sorted(plan.changes))
+
+
+async def merge_clients(uow: UnitOfWork, surviving_id: UUID, duplicate_id: UUID) -> MergeResult:
+    """Retire a duplicate record into the surviving one; its consents move along."""
+    ensure_mergeable(surviving_id, duplicate_id)
+    connection = uow.connection
+    # Lock both in a fixed order so two opposite merges cannot deadlock.
+    for client_id in sorted((surviving_id, duplicate_id)):
+        await repository.client_for_change(connection, client_id)
+    await connection.execute(
+        "UPDATE clients SET merged_into = $1, version = version + 1 WHERE client_id = $2", surviving_id, duplicate_id
+    )
+    await connection.execute("UPDATE consents SET client_id = $1 WHERE client_id = $2", surviving_id, duplicate_id)
+    await uow.publish(ClientsMerged(client_id=surviving_id, merged_client_id=duplicate_id, merged_at=datetime.now(UTC)))
+    return MergeResult(client_id=surviving_id, merged_client_id=duplicate_id)
+
+
+async def erase_client(uow: UnitOfWork, client_id: UUID) -> ErasureResult:
+    """Erasure on request (GDPR art. 17): empty every personal field, keep the pseudonymous id,
+    tell the other services. Consent records stay: they prove what was lawful until now.
+    Asking again answers the first erasure."""
+    connection = uow.connection
+    row = await connection.fetchrow(
+        "SELECT client_id, erased_at FROM clients WHERE client_id = $1 FOR UPDATE", client_id
+    )
+    if row is None:
+        raise repository.person_not_found()
+    if row["erased_at"] is not None:
+        return ErasureResult(client_id=client_id, erased_at=row["erased_at"])
+    erased_at = datetime.now(UTC)
+    await connection.execute(
+        """UPDATE clients SET family_name = '', given_name = '', name_variants = '{}', phonetic_names = '{}',
+               birth_date = NULL, birth_year = NULL, phone = NULL, email = NULL, street = NULL, postcode = NULL,
+               city = NULL, household_members = '[]', erased_at = $2, version = version + 1
+           WHERE client_id = $1""",
+        client_id,
+        erased_at,
+    )
+    await uow.publish(ClientErased(client_id=client_id, erased_at=erased_at))
+    log.info("client erased", client_id=str(client_id))
+    return ErasureResult(client_id=client_id, erased_at=erased_at)
+
+
+async def give_consent(uow: UnitOfWork, client_id: UUID, consent: ConsentInput) -> ConsentRecord:
+    """Record a consent for the person (for the surviving record, if this one was merged)."""
+    connection = uow.connection
+    person = await repository.client(connection, client_id)
+    row = await connection.fetchrow(
+        "INSERT INTO consents (consent_id, client_id, purpose, agency_id, agency_kind, data_categories, text_version, "
+        "given_on, valid_until, recorded_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *",
+        uuid.uuid4(),
+        person["client_id"],
+        consent.purpose.value,
+        consent.agency_id,
+        consent.agency_kind.value if consent.agency_kind else None,
+        [category.value for category in consent.data_categories],
+        consent.text_version,
+        consent.given_on,
+        consent.valid_until,
+        consent.recorded_by,
+    )
+    await uow.publish(
+        ConsentGiven(
+            **repository.consent_event_fields(row),
+            text_version=consent.text_version,
+            given_on=consent.given_on,
+            valid_until=consent.valid_until,
+        )
+    )
+    return repository.consent_record(row, date.today())
+
+
+async def withdraw_consent(
+    uow: UnitOfWork, client_id: UUID, consent_id: UUID, withdrawn_on: date | None
+) -> ConsentRecord:
+    """Withdraw a consent still in effect, from `withdrawn_on` (default today)."""
+    connection = uow.connection
+    person = await repository.client(connection, client_id)
+    row = await connection.fetchrow(
+        "SELECT * FROM consents WHERE consent_id = $1 AND client_id = $2 FOR UPDATE", consent_id, person["client_id"]
+    )
+    if row is None:
+        raise NotFound("Die Einwilligung", "The consent")
+    repository.consent(row).ensure_in_effect()
+    withdrawn_on = withdrawn_on or date.today()
+    row = await connection.fetchrow(
+        "UPDATE consents SET withdrawn_on = $2 WHERE consent_id = $1 RETURNING *", consent_id, withdrawn_on
+    )
+    await uow.publish(ConsentWithdrawn(**repository.consent_event_fields(row), withdrawn_on=withdrawn_on))
+    return repository.consent_record(row, date.today())

@@ -1,0 +1,97 @@
+"""Intake's queries: reads on a connection from `units.read()`, answering response models."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from uuid import UUID
+
+import asyncpg
+
+from intake import repository
+from intake.domain import BirthData, Consent, check_consent, consented_data
+from intake.schemas import (
+    ClientRecord,
+    ConsentCheckResult,
+    ConsentRecord,
+    DuplicateMatch,
+    DuplicateSearch,
+    OfficeRecord,
+    ResidenceStatusRecord,
+    RoutingRuleRecord,
+)
+from knotenpunkt.events import AgencyKind, ConsentPurpose, DataCategory, SharedPersonData
+
+
+async def client_record(connection: asyncpg.Connection, client_id: UUID) -> ClientRecord:
+    """A person's record (the surviving one after a merge; 410 once erased)."""
+    row = await repository.client(connection, client_id)
+    return ClientRecord.model_validate({field: row[field] for field in ClientRecord.model_fields})
+
+
+async def duplicates(connection: asyncpg.Connection, search: DuplicateSearch) -> list[DuplicateMatch]:
+    birth = BirthData(search.birth_date, search.birth_year or (search.birth_date.year if search.birth_date else None))
+    return await repository.find_duplicates(connection, [search.family_name, search.given_name], birth)
+
+
+async def consents(connection: asyncpg.Connection, client_id: UUID, today: date) -> list[ConsentRecord]:
+    person = await repository.client(connection, client_id)
+    rows = await repository.consents_of(connection, person["client_id"])
+    return [repository.consent_record(row, today) for row in rows]
+
+
+async def consent_check(
+    connection: asyncpg.Connection,
+    client_id: UUID,
+    purpose: ConsentPurpose,
+    categories: Sequence[DataCategory],
+    agency_id: str | None,
+    agency_kind: AgencyKind | None,
+    day: date,
+) -> ConsentCheckResult:
+    """Is there valid consent for this purpose, agency and data categories on `day`?"""
+    _person, given = await _person_and_consents(connection, client_id)
+    decision = check_consent(given, purpose, day, categories, agency_id, agency_kind)
+    return ConsentCheckResult(
+        granted=decision.granted,
+        consent_id=decision.consent_id,
+        categories=sorted(decision.categories),
+        reason=decision.reason,
+    )
+
+
+async def shared_data(
+    connection: asyncpg.Connection, client_id: UUID, agency_id: str | None, agency_kind: AgencyKind | None, day: date
+) -> SharedPersonData:
+    """Exactly the personal data the person consented to share with this agency, nothing more."""
+    person, given = await _person_and_consents(connection, client_id)
+    decision = check_consent(given, ConsentPurpose.SHARING, day, (), agency_id, agency_kind)
+    return consented_data(decision, person)
+
+
+async def _person_and_consents(connection: asyncpg.Connection, client_id: UUID) -> tuple[asyncpg.Record, list[Consent]]:
+    person = await repository.client(connection, client_id)
+    rows = await repository.consents_of(connection, person["client_id"])
+    return person, [repository.consent(row) for row in rows]
+
+
+async def offices(connection: asyncpg.Connection) -> list[OfficeRecord]:
+    """Offices with their staff."""
+    offices = await connection.fetch("SELECT * FROM offices ORDER BY office_id")
+    staff = await connection.fetch("SELECT * FROM staff ORDER BY staff_id")
+    return [
+        OfficeRecord.model_validate(
+            {**dict(office), "staff": [dict(member) for member in staff if member["office_id"] == office["office_id"]]}
+        )
+        for office in offices
+    ]
+
+
+async def residence_statuses(connection: asyncpg.Connection) -> list[ResidenceStatusRecord]:
+    rows = await connection.fetch("SELECT * FROM residence_statuses ORDER BY code")
+    return [ResidenceStatusRecord.model_validate(dict(row)) for row in rows]
+
+
+async def routing_rules(connection: asyncpg.Connection) -> list[RoutingRuleRecord]:
+    rows = await connection.fetch("SELECT * FROM routing_rules ORDER BY rule_id")
+    return [RoutingRuleRecord.model_validate(dict(row)) for row in rows]
