@@ -32,7 +32,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     units = runtime.units
     actor = Actor.service(settings.service_name)
 
-    async def housekeeping() -> None:
+    async def consent_jobs() -> None:
         # Each job in its own unit of work: one failing does not hold back the other.
         today = date.today()
         async with units.begin(actor=actor) as uow:
@@ -40,8 +40,8 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         async with units.begin(actor=actor) as uow:
             handovers = await jobs.raise_handovers(uow, today)
         if expired or handovers:
-            log.info("housekeeping", consents_expired=expired, handovers_raised=handovers)
+            log.info("consent jobs", consents_expired=expired, handovers_raised=handovers)
 
-    runtime.every("intake-housekeeping", settings.housekeeping_interval_s, housekeeping)
+    runtime.every("intake-consent-jobs", settings.consent_jobs_interval_s, consent_jobs)
     runtime.include_router(build_router(units))
     return runtime.app

@@ -10,7 +10,7 @@ class IntakeSettings(ServiceSettings):
         default="postgresql://intake:intake@127.0.0.1:5432/intake",
         description="PostgreSQL DSN of intake's own database.",
     )
-    housekeeping_interval_s: float = Field(
+    consent_jobs_interval_s: float = Field(
         default=3600.0,
         description="How often intake expires consents and raises JMD-to-MBE handovers (seconds).",
     )
