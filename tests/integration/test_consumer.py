@@ -286,8 +286,15 @@ async def test_bodies_a_json_decoder_would_choke_on_are_dead_lettered_and_counte
     assert _dead_lettered(group) == len(malformed)
 
 
+@pytest.mark.parametrize(
+    "declared_json",
+    # Declared as JSON, a framework decoder dropped it silently; undeclared, the dead-letter
+    # copy was over the producer's limit and the partition stalled for ever.
+    [True, False],
+    ids=["declared-json", "undeclared"],
+)
 async def test_a_record_just_under_the_broker_limit_is_dead_lettered_truncated_and_the_partition_goes_on(
-    infra, effects_db: Database
+    infra, effects_db: Database, declared_json: bool
 ) -> None:
     topic = await create_topic(infra.kafka_bootstrap, unique("events"), partitions=1)
     dead_letters = await create_topic(infra.kafka_bootstrap, unique("dlq"), partitions=1)
@@ -298,7 +305,8 @@ async def test_a_record_just_under_the_broker_limit_is_dead_lettered_truncated_a
     producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, max_request_size=2 * MAX_RECORD_BYTES)
     await producer.start()
     try:
-        await producer.send_and_wait(topic, blob, key=b"big", headers=_headers())
+        headers = _headers() if declared_json else [h for h in _headers() if h[0] != "content-type"]
+        await producer.send_and_wait(topic, blob, key=b"big", headers=headers)
     finally:
         await producer.stop()
     after = registered()
