@@ -614,3 +614,47 @@ async def test_after_a_merge_an_answer_quoting_the_retired_id_is_applied_under_t
 
     [accepted] = await eventually(confirmed)
     assert accepted.event.client_id == survivor
+
+
+async def test_a_referral_repeated_with_its_idempotency_key_is_sent_once_and_its_events_carry_the_request(
+    service: Running,
+) -> None:
+    agency = add_agency(service)
+    case = await open_case(service)
+    service.intake.consents[(str(case.client_id), agency)] = ("name", "topic")
+    correlation_id = f"it-{uuid.uuid4()}"
+    headers = {"Idempotency-Key": f"it-{case.case_id}", "X-Correlation-ID": correlation_id}
+    body = {"case_id": str(case.case_id), "agency_id": agency, "topic_code": "language_course"}
+    first = await service.http.post("/referrals", json=body, headers=headers)
+    again = await service.http.post("/referrals", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
+    async with service.database.connection() as connection:
+        assert await connection.fetchval("SELECT count(*) FROM referrals WHERE case_id = $1", case.case_id) == 1
+    referral_id = first.json()["referral_id"]
+
+    # The agency's answer, confirmed on the lifecycle topic, names that answer as its cause.
+    answer = await answer_as(
+        service,
+        agency,
+        ReferralAccepted(
+            client_id=case.client_id, referral_id=uuid.UUID(referral_id), agency_id=agency,
+            accepted_at=datetime.now(UTC),
+        ),
+    )  # fmt: skip
+
+    async def both() -> list[Envelope]:
+        found = await events_on(service, topics.REFERRALS, referral_id)
+        return found if len(found) == 2 else []
+
+    sent, accepted = await eventually(both)
+    assert isinstance(sent.event, ReferralSent) and sent.correlation_id == correlation_id
+    assert isinstance(accepted.event, ReferralAccepted)
+    assert (accepted.correlation_id, accepted.causation_id) == (answer.correlation_id, str(answer.id))
+
+
+async def test_operations_can_run_the_deadline_watch_at_once(service: Running) -> None:
+    ran = await service.http.post("/admin/deadlines/run")
+    assert ran.status_code == 200, ran.text
+    assert set(ran.json()) == {"reminded", "expired"}
+    assert all(isinstance(count, int) and count >= 0 for count in ran.json().values())

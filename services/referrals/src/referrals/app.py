@@ -1,4 +1,5 @@
-"""Composition root of referrals."""
+"""Composition root of referrals: the runtime, the clock, the port to intake, the consumers,
+the routes and the deadline watch. Tests swap the clock and the intake port here, nowhere else."""
 
 from __future__ import annotations
 
@@ -7,21 +8,13 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from knotenpunkt import topics
-from knotenpunkt.events import (
-    CaseAssigned,
-    CaseOpened,
-    CaseTransferred,
-    ClientErased,
-    ClientsMerged,
-    ConsentWithdrawn,
-    ReferralAccepted,
-    ReferralCompleted,
-    ReferralDeclined,
-)
 from knotenpunkt.service import ServiceRuntime
+from knotenpunkt.uow import Actor
+from referrals import consumers
 from referrals.api import build_router
+from referrals.consent_gate import ConsentGate
+from referrals.deadlines import run_deadlines
 from referrals.domain import Clock
-from referrals.handlers import ReferralNetwork
 from referrals.intake import HttpIntake, IntakePort
 from referrals.settings import ReferralsSettings
 
@@ -39,14 +32,12 @@ def create_app(
         title="Knotenpunkt referrals",
         description="Sends people to partner agencies and follows each referral to its outcome.",
     )
-    network = ReferralNetwork(
-        clock=clock or Clock(day_seconds=settings.referral_day_seconds),
-        intake=intake or HttpIntake(settings.intake_url, settings.intake_timeout_s),
-        consent_gate_enabled=settings.consent_gate_enabled,
-    )
+    clock = clock or Clock(day_seconds=settings.referral_day_seconds)
+    intake = intake or HttpIntake(runtime.client(settings.intake_url, settings.intake_timeout_s))
+    gate = ConsentGate(intake, enabled=settings.consent_gate_enabled)
 
     async def create_agency_topics() -> None:
-        async with runtime.database.connection() as connection:
+        async with runtime.units.read() as connection:
             agencies = [row["agency_id"] for row in await connection.fetch("SELECT agency_id FROM agencies")]
         runtime.add_topics(
             [
@@ -57,35 +48,19 @@ def create_app(
         )
 
     runtime.on_startup(create_agency_topics)
+    reactions = consumers.ReferralReactions(clock)
+    runtime.consume(topics.CASES, consumers.on_case_opened, consumers.on_case_assigned, consumers.on_case_transferred)
     runtime.consume(
-        {
-            CaseOpened: network.on_case_opened,
-            CaseAssigned: network.on_case_assigned,
-            CaseTransferred: network.on_case_transferred,
-        },
-        topics.CASES,
+        topics.CLIENTS, reactions.on_consent_withdrawn, consumers.on_clients_merged, reactions.on_client_erased
     )
-    runtime.consume(
-        {
-            ConsentWithdrawn: network.on_consent_withdrawn,
-            ClientsMerged: network.on_clients_merged,
-            ClientErased: network.on_client_erased,
-        },
-        topics.CLIENTS,
-    )
-    runtime.consume(
-        {
-            ReferralAccepted: network.on_agency_answer,
-            ReferralDeclined: network.on_agency_answer,
-            ReferralCompleted: network.on_agency_answer,
-        },
-        pattern=topics.AGENCY_ANSWERS_PATTERN,
-    )
-    runtime.include_router(build_router(runtime.database, network))
+    runtime.consume(None, reactions.on_agency_answer, pattern=topics.AGENCY_ANSWERS_PATTERN)
+    runtime.include_router(build_router(runtime.units, clock, gate))
+
+    watcher = Actor.service(f"{settings.service_name}.deadlines")
 
     async def deadlines() -> None:
-        async with runtime.database.transaction() as connection:
-            await network.run_deadlines(connection)
+        async with runtime.units.begin(actor=watcher) as uow:
+            await run_deadlines(uow, clock)
 
     # Reminders and expiries run inside the service, next to its consumers (safe with replicas:
     # run_deadlines locks the rows it takes and skips those another replica holds).

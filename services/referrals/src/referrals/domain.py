@@ -1,4 +1,6 @@
-"""The referral lifecycle, its deadlines and the consent gate: plain rules, no I/O.
+"""The referral lifecycle, its deadlines, the consent gate and the checks on agencies' answers:
+plain rules, no I/O. Refusals are domain errors (`knotenpunkt.errors`), mapped to HTTP once in
+shared and dead-lettered with their reason by the consumer.
 
 sent ──▶ accepted ──▶ completed
   │         └──────▶ withdrawn
@@ -13,8 +15,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from uuid import UUID
 
-from knotenpunkt.events import DataCategory, DeclineReason
+from knotenpunkt.errors import Conflict, NotFound
+from knotenpunkt.events import (
+    DataCategory,
+    DeclineReason,
+    ReferralAccepted,
+    ReferralCompleted,
+    ReferralDeclined,
+    SharedPersonData,
+)
 
 
 class Status(StrEnum):
@@ -39,14 +50,19 @@ ALLOWED: dict[Status, frozenset[Status]] = {
 OPEN: frozenset[Status] = frozenset({Status.SENT, Status.ACCEPTED})
 
 
-class TransitionRefused(Exception):
-    """An impossible transition; `reason` is a message code, `params` fill its text."""
+class TransitionRefused(Conflict):
+    """An impossible transition (409); `reason` is its message code, filled with both statuses."""
 
     def __init__(self, reason: str, current: Status, target: Status) -> None:
-        super().__init__(f"referral is {current.value}; cannot become {target.value}")
+        super().__init__(reason, current=current.value, target=target.value)
         self.reason = reason
         self.current = current
         self.target = target
+
+    @property
+    def detail(self) -> str:
+        """For a dead letter: what the referral is and what the answer wanted."""
+        return f"referral is {self.current.value}; cannot become {self.target.value}"
 
 
 def can_move(current: Status, target: Status) -> bool:
@@ -143,9 +159,11 @@ class ConsentCheck:
     reason: str | None = None
 
 
-class ConsentMissing(Exception):
+class ConsentMissing(Conflict):
+    """No valid sharing consent (409); `reason` is intake's explanation, for the log."""
+
     def __init__(self, reason: str | None) -> None:
-        super().__init__(reason or "no valid consent")
+        super().__init__("no_sharing_consent")
         self.reason = reason
 
 
@@ -154,3 +172,67 @@ def require_consent(check: ConsentCheck) -> ConsentCheck:
     if not check.granted:
         raise ConsentMissing(check.reason)
     return check
+
+
+def with_topic(shared: SharedPersonData, consented: tuple[str, ...]) -> SharedPersonData:
+    """Intake knows nothing of the referral's topic; the topic travels as `topic_code`, and the
+    categories say whether the person agreed to that too."""
+    if "topic" in consented and "topic" not in shared.categories:
+        return shared.model_copy(update={"categories": (*shared.categories, "topic")})
+    return shared
+
+
+# --- answers from agencies ------------------------------------------------------------------
+
+Answer = ReferralAccepted | ReferralDeclined | ReferralCompleted
+
+ANSWERED: dict[type[Answer], Status] = {
+    ReferralAccepted: Status.ACCEPTED,
+    ReferralDeclined: Status.DECLINED,
+    ReferralCompleted: Status.COMPLETED,
+}
+
+
+class NotTheirs(NotFound):
+    """An answer about a referral that is not the answering agency's: unknown, sent to another
+    agency, or naming another person. 404, so that an agency cannot probe for other agencies'
+    referrals; `detail` says which, for the dead letter of an answer read from Kafka."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("Die Vermittlung", "The referral")
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class AnsweredReferral:
+    """What an answer is checked against: the referral as it is now."""
+
+    referral_id: UUID
+    client_id: UUID
+    agency_id: str
+    status: Status
+
+
+def judge_answer(
+    answering_agency: str, answer: Answer, referral: AnsweredReferral | None, answer_client_id: UUID
+) -> Status | None:
+    """The status an agency's answer moves the referral to, or None when it repeats itself.
+
+    `answering_agency` is who really answers (the owner of the answers topic, or the inbox's
+    token), not what the answer claims; `answer_client_id` is the person the answer names, under
+    their current id (an agency may quote an id retired by a merge). Raises NotTheirs or
+    TransitionRefused; either way the answer changes nothing.
+    """
+    if answer.agency_id != answering_agency:
+        raise NotTheirs(f"answer from {answering_agency} names agency {answer.agency_id}")
+    if referral is None:
+        raise NotTheirs(f"unknown referral {answer.referral_id}")
+    if referral.agency_id != answering_agency:
+        raise NotTheirs(f"referral {answer.referral_id} was not sent to {answering_agency}")
+    if referral.client_id != answer_client_id:
+        raise NotTheirs(f"answer for referral {answer.referral_id} names another client")
+    target = ANSWERED[type(answer)]
+    if is_repeat(referral.status, target):
+        return None
+    check_move(referral.status, target)
+    return target

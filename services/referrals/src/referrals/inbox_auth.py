@@ -11,7 +11,8 @@ import secrets
 
 import asyncpg
 
-from knotenpunkt.http import ApiError, not_found
+from knotenpunkt.errors import NotFound
+from knotenpunkt.http import ApiError
 from knotenpunkt.i18n import register_messages
 
 register_messages(
@@ -38,7 +39,7 @@ def token_hash(token: str) -> str:
 
 async def issue_token(connection: asyncpg.Connection, agency_id: str) -> str:
     if not await connection.fetchval("SELECT 1 FROM agencies WHERE agency_id = $1", agency_id):
-        raise not_found("Die Partnerstelle", "The agency")
+        raise NotFound("Die Partnerstelle", "The agency")
     token = secrets.token_urlsafe(32)
     await connection.execute(
         "INSERT INTO agency_tokens (token_hash, agency_id) VALUES ($1, $2)", token_hash(token), agency_id
@@ -54,7 +55,8 @@ async def revoke_tokens(connection: asyncpg.Connection, agency_id: str) -> int:
 
 
 async def check_agency_token(connection: asyncpg.Connection, agency_id: str, authorization: str | None) -> None:
-    """401 without a valid token, 403 with another agency's token."""
+    """401 without a valid token, 403 with another agency's token (errors about the request's
+    Authorization header, hence ApiError)."""
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "inbox_token_missing")

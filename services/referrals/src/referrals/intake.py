@@ -3,29 +3,47 @@
 Referrals never stores personal data: it asks intake at send time whether a valid sharing
 consent exists and for exactly the consented fields, and puts them only on the agency's topic.
 Unit tests replace the port with a fake; integration and end-to-end tests use the HTTP adapter.
+
+The port's refusals are domain errors, so a use case lets them pass to the caller unchanged.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 import httpx
 
+from knotenpunkt.clients import ServiceClient, ServiceUnavailable
+from knotenpunkt.errors import Conflict, DomainError
 from knotenpunkt.events import AgencyKind, DataCategory, SharedPersonData
 from referrals.domain import ConsentCheck
 
 
-class IntakeUnavailable(Exception):
-    """Intake did not answer (or answered nonsense): the referral cannot be checked, so it waits."""
+class IntakeUnavailable(DomainError):
+    """Intake did not answer (or answered nonsense): the referral cannot be checked, so it waits (503)."""
+
+    status_code = 503
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__("intake_unavailable")
+        self.detail = detail
 
 
-class UnknownClient(Exception):
+class UnknownClient(Conflict):
     """Intake does not know the person (erased, or merged into another record)."""
 
+    def __init__(self, detail: str = "") -> None:
+        super().__init__("unknown_client")
+        self.detail = detail
 
-class NoSharingConsent(Exception):
+
+class NoSharingConsent(Conflict):
     """Intake refused the shared data: the consent ended between check and fetch."""
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__("no_sharing_consent")
+        self.detail = detail
 
 
 class IntakePort(Protocol):
@@ -37,11 +55,11 @@ class IntakePort(Protocol):
 
 
 class HttpIntake:
-    """intake's HTTP API (GET /clients/{id}/consent-check and /clients/{id}/shared-data)."""
+    """intake's HTTP API (GET /clients/{id}/consent-check and /clients/{id}/shared-data), called
+    through the service's one long-lived client for intake."""
 
-    def __init__(self, base_url: str, timeout_s: float = 5.0) -> None:
-        self._base_url = base_url.rstrip("/")
-        self._timeout_s = timeout_s
+    def __init__(self, client: ServiceClient) -> None:
+        self._client = client
 
     async def consent_check(
         self, client_id: UUID, agency_id: str, agency_kind: AgencyKind, categories: tuple[DataCategory, ...]
@@ -82,21 +100,14 @@ class HttpIntake:
             raise IntakeUnavailable("shared-data does not match SharedPersonData") from None
 
     async def _get(self, path: str, params: dict[str, str]) -> httpx.Response:
-        # A client per call: two calls per referral sent, and nothing to close at shutdown.
         try:
-            async with httpx.AsyncClient(base_url=self._base_url, timeout=self._timeout_s) as client:
-                return await client.get(path, params=params)
-        except httpx.HTTPError as error:
-            raise IntakeUnavailable(type(error).__name__) from None
+            return await self._client.get(path, params)
+        except ServiceUnavailable as error:
+            raise IntakeUnavailable(str(error)) from None
 
     @staticmethod
-    def _json(response: httpx.Response) -> dict:
-        if response.status_code != 200:
-            raise IntakeUnavailable(f"intake answered {response.status_code}")
+    def _json(response: httpx.Response) -> dict[str, Any]:
         try:
-            body = response.json()
-        except ValueError:
-            raise IntakeUnavailable("intake answered no JSON") from None
-        if not isinstance(body, dict):
-            raise IntakeUnavailable("intake answered no JSON object")
-        return body
+            return ServiceClient.json_object(response)
+        except ServiceUnavailable as error:
+            raise IntakeUnavailable(f"intake {error}") from None

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from knotenpunkt.events import CompletionOutcome, DeclineReason, SharedPersonData
 from knotenpunkt.i18n import register_messages
+from referrals.domain import Status
 
 register_messages(
     {
@@ -87,21 +88,21 @@ class CompleteInput(BaseModel):
 
 
 class Referral(BaseModel):
-    referral_id: str
-    case_id: str
-    client_id: str
+    referral_id: UUID
+    case_id: UUID
+    client_id: UUID
     agency_id: str
     topic_code: str
     office_id: str
-    status: str
-    sent_at: str
-    remind_at: str
-    due_at: str
-    answered_at: str | None
+    status: Status
+    sent_at: datetime
+    remind_at: datetime
+    due_at: datetime
+    answered_at: datetime | None
     decline_reason: str | None
-    completed_at: str | None
+    completed_at: datetime | None
     outcome: str | None
-    closed_at: str | None
+    closed_at: datetime | None
     withdraw_reason: str | None
     case_manager_id: str | None = None
     action_needed: str | None = Field(
@@ -113,12 +114,12 @@ class InboxReferral(BaseModel):
     """What an agency sees in its web inbox: the referral, and exactly the personal data the
     person consented to share with this agency, fetched from intake at the moment of looking."""
 
-    referral_id: str
-    client_id: str
+    referral_id: UUID
+    client_id: UUID
     topic_code: str
     office_id: str
-    status: str
-    sent_at: str
+    status: Status
+    sent_at: datetime
     answer_due_on: date
     person: SharedPersonData | None = Field(
         default=None, description="The consented personal data; none when no consent covers it (any more)."
@@ -146,3 +147,21 @@ class GapRow(BaseModel):
     period: str = Field(description="Month the need was recorded in (YYYY-MM).")
     cause: str
     count: int
+
+
+class ChangedReferral(BaseModel):
+    """A referral's status after a command changed it."""
+
+    referral_id: UUID
+    status: Status
+
+
+class SentReferral(ChangedReferral):
+    answer_due_on: date = Field(description="The agency's promised answer date; without an answer it expires then.")
+
+
+class DeadlineRun(BaseModel):
+    """One round of the deadline watch."""
+
+    reminded: int = Field(description="Agencies reminded that their answer is due soon.")
+    expired: int = Field(description="Referrals expired without an answer.")

@@ -1,0 +1,226 @@
+"""Referrals' use cases that change state, each in the caller's unit of work (one transaction;
+events go out through its outbox).
+
+The same code serves both channels an agency answers through: its own service over Kafka
+(the consumer `on_agency_answer`) and the web inbox (`answer_from_inbox`) both call `apply_answer`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from uuid import UUID
+
+from knotenpunkt.errors import Invalid, NotFound
+from knotenpunkt.events import (
+    AgencyKind,
+    ClientErased,
+    ConsentPurpose,
+    ConsentWithdrawn,
+    ReferralAccepted,
+    ReferralCompleted,
+    ReferralDeclined,
+    ReferralSent,
+)
+from knotenpunkt.logging import get_logger
+from knotenpunkt.uow import UnitOfWork
+from referrals import lifecycle
+from referrals.consent_gate import ConsentGate, Recipient
+from referrals.domain import (
+    OPEN,
+    Answer,
+    AnsweredReferral,
+    Clock,
+    Status,
+    check_move,
+    deadlines,
+    gap_cause_of_decline,
+    judge_answer,
+)
+from referrals.schemas import ChangedReferral, CompleteInput, DeclineInput, ReferralInput, SentReferral
+
+log = get_logger("referrals")
+
+
+# --- the case manager -----------------------------------------------------------------------
+
+
+async def send_referral(uow: UnitOfWork, referral: ReferralInput, clock: Clock, gate: ConsentGate) -> SentReferral:
+    """Refer the person of a case to an agency, if their sharing consent allows it."""
+    connection = uow.connection
+    case = await connection.fetchrow(
+        "SELECT case_id, client_id, office_id FROM known_cases WHERE case_id = $1", referral.case_id
+    )
+    if case is None:
+        raise NotFound("Der Fall", "The case")
+    agency = await connection.fetchrow(
+        "SELECT agency_id, kind, response_days, channel FROM agencies WHERE agency_id = $1", referral.agency_id
+    )
+    if agency is None:
+        raise Invalid("agency_id", "unknown_agency")
+    recipient = Recipient(agency["agency_id"], AgencyKind(agency["kind"]), agency["channel"])
+    consent_id, shared = await gate.consented_data(case["client_id"], recipient)
+
+    referral_id = uuid.uuid4()
+    sent_at = clock.now()
+    due = deadlines(sent_at, agency["response_days"], clock)
+    await connection.execute(
+        "INSERT INTO referrals (referral_id, case_id, client_id, agency_id, topic_code, office_id, status, "
+        "sent_at, remind_at, due_at, consent_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        referral_id,
+        referral.case_id,
+        case["client_id"],
+        referral.agency_id,
+        referral.topic_code,
+        case["office_id"],
+        Status.SENT.value,
+        sent_at,
+        due.remind_at,
+        due.due_at,
+        consent_id,
+    )
+    sent = ReferralSent(
+        client_id=case["client_id"],
+        referral_id=referral_id,
+        case_id=referral.case_id,
+        agency_id=referral.agency_id,
+        topic_code=referral.topic_code,
+        office_id=case["office_id"],
+        sent_at=sent_at,
+        answer_due_on=due.due_at.date(),
+    )
+    await lifecycle.publish_sent(uow, sent, shared)
+    log.info("referral sent", referral_id=str(referral_id), agency_id=referral.agency_id)
+    return SentReferral(referral_id=referral_id, status=Status.SENT, answer_due_on=due.due_at.date())
+
+
+async def withdraw_referral(uow: UnitOfWork, referral_id: UUID, clock: Clock) -> ChangedReferral:
+    """The case manager takes a referral back; the agency is told."""
+    row = await uow.connection.fetchrow(
+        "SELECT referral_id, client_id, agency_id, status FROM referrals WHERE referral_id = $1 FOR UPDATE",
+        referral_id,
+    )
+    if row is None:
+        raise NotFound("Die Vermittlung", "The referral")
+    check_move(Status(row["status"]), Status.WITHDRAWN)
+    await lifecycle.withdraw(uow, clock, row, "by_case_manager")
+    return ChangedReferral(referral_id=referral_id, status=Status.WITHDRAWN)
+
+
+# --- answers from agencies ------------------------------------------------------------------
+
+
+async def answer_from_inbox(
+    uow: UnitOfWork,
+    clock: Clock,
+    agency_id: str,
+    referral_id: UUID,
+    details: DeclineInput | CompleteInput | None = None,
+) -> ChangedReferral:
+    """An answer given in the web inbox (accept without details, decline with a reason, complete
+    with an outcome), built into the same event an agency's own service sends."""
+    row = await uow.connection.fetchrow(
+        "SELECT client_id, agency_id FROM referrals WHERE referral_id = $1", referral_id
+    )
+    if row is None or row["agency_id"] != agency_id:
+        raise NotFound("Die Vermittlung", "The referral")
+    now = clock.now()
+    common = {"client_id": row["client_id"], "referral_id": referral_id, "agency_id": agency_id}
+    answer: Answer
+    if isinstance(details, DeclineInput):
+        answer = ReferralDeclined(**common, declined_at=now, reason=details.reason)
+    elif isinstance(details, CompleteInput):
+        answer = ReferralCompleted(**common, completed_at=now, outcome=details.outcome)
+    else:
+        answer = ReferralAccepted(**common, accepted_at=now)
+    status = await apply_answer(uow, clock, agency_id, answer)
+    return ChangedReferral(referral_id=referral_id, status=status)
+
+
+async def apply_answer(uow: UnitOfWork, clock: Clock, answering_agency: str, answer: Answer) -> Status:
+    """Check an answer (right agency, known referral, same person, allowed transition), apply it
+    and confirm it on the lifecycle topic. Returns the referral's status afterwards.
+
+    Raises NotTheirs (404) or TransitionRefused (409); a repeated answer changes nothing.
+    """
+    connection = uow.connection
+    row = await connection.fetchrow(
+        "SELECT r.referral_id, r.client_id, r.agency_id, r.status, r.topic_code, r.office_id, a.kind "
+        "FROM referrals r JOIN agencies a USING (agency_id) WHERE r.referral_id = $1 FOR UPDATE OF r",
+        answer.referral_id,
+    )
+    referral = (
+        AnsweredReferral(row["referral_id"], row["client_id"], row["agency_id"], Status(row["status"]))
+        if row is not None
+        else None
+    )
+    target = judge_answer(answering_agency, answer, referral, await lifecycle.current_client_id(uow, answer.client_id))
+    if target is None:
+        assert referral is not None
+        return referral.status  # the agency repeated itself
+    # The network's fact names the person's current id, also when the agency quoted a retired one.
+    answer = answer.model_copy(update={"client_id": row["client_id"]})
+    if isinstance(answer, ReferralAccepted):
+        await connection.execute(
+            "UPDATE referrals SET status = $2, answered_at = $3 WHERE referral_id = $1",
+            answer.referral_id,
+            target.value,
+            answer.accepted_at,
+        )
+    elif isinstance(answer, ReferralDeclined):
+        await connection.execute(
+            "UPDATE referrals SET status = $2, answered_at = $3, decline_reason = $4 WHERE referral_id = $1",
+            answer.referral_id,
+            target.value,
+            answer.declined_at,
+            answer.reason.value,
+        )
+    else:
+        await connection.execute(
+            "UPDATE referrals SET status = $2, completed_at = $3, outcome = $4 WHERE referral_id = $1",
+            answer.referral_id,
+            target.value,
+            answer.completed_at,
+            answer.outcome.value,
+        )
+    # Re-published on the lifecycle topic as the network's confirmed fact.
+    await uow.publish(answer)
+    if isinstance(answer, ReferralDeclined) and (gap := gap_cause_of_decline(answer.reason)):
+        await lifecycle.record_gap(uow, clock, row, gap)
+    log.info("referral answered", referral_id=str(answer.referral_id), status=target.value)
+    return target
+
+
+# --- what intake tells ----------------------------------------------------------------------
+
+
+async def withdraw_for_consent(uow: UnitOfWork, clock: Clock, withdrawn: ConsentWithdrawn) -> None:
+    """Sharing consent withdrawn: every open referral relying on it, or addressed to that agency
+    (or agency kind), is withdrawn and the agency told. When in doubt the sharing stops; the
+    case manager can send again if another consent still covers it."""
+    if withdrawn.purpose != ConsentPurpose.SHARING:
+        return
+    rows = await uow.connection.fetch(
+        "SELECT r.referral_id, r.client_id, r.agency_id, r.status "
+        "FROM referrals r JOIN agencies a USING (agency_id) WHERE r.client_id = $1 AND r.status = ANY($2::text[]) "
+        "AND (r.consent_id = $3 OR r.agency_id = $4 OR a.kind = $5) ORDER BY r.sent_at FOR UPDATE OF r",
+        withdrawn.client_id,
+        [status.value for status in OPEN],
+        str(withdrawn.consent_id),
+        withdrawn.agency_id,
+        withdrawn.agency_kind.value if withdrawn.agency_kind else None,
+    )
+    for row in rows:
+        await lifecycle.withdraw(uow, clock, row, "consent_withdrawn")
+
+
+async def withdraw_for_erasure(uow: UnitOfWork, clock: Clock, erased: ClientErased) -> None:
+    """Erasure on request: open referrals are withdrawn and the agencies told, so nobody keeps
+    working with data the person asked to have erased."""
+    rows = await uow.connection.fetch(
+        "SELECT referral_id, client_id, agency_id, status FROM referrals "
+        "WHERE client_id = $1 AND status = ANY($2::text[]) ORDER BY sent_at FOR UPDATE",
+        await lifecycle.current_client_id(uow, erased.client_id),
+        [status.value for status in OPEN],
+    )
+    for row in rows:
+        await lifecycle.withdraw(uow, clock, row, "client_erased")
