@@ -22,7 +22,8 @@ from fastapi import FastAPI, Response
 from cases.app import create_app
 from cases.intake import IntakeDirectory
 from cases.settings import CasesSettings
-from knotenpunkt import topics
+from knotenpunkt import deadletters, topics
+from knotenpunkt.clients import ServiceClient
 from knotenpunkt.db import Database
 from knotenpunkt.envelope import Envelope, decode
 from knotenpunkt.events import (
@@ -38,6 +39,7 @@ from knotenpunkt.events import (
     PlanGoalSet,
     PlanGoalStatusChanged,
     ReferralAccepted,
+    ReferralDeclined,
     ReferralSent,
     ServiceLine,
     ServiceLineHandoverDue,
@@ -85,6 +87,7 @@ class Running:
     database: Database
     bootstrap: str
     intake: IntakeStandIn
+    group: str  # the service's consumer group, as its dead letters name it
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +117,8 @@ async def cases(infra) -> AsyncIterator[Running]:
         await database.connect()
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://cases", timeout=10) as http:
-            yield Running(http, database, infra.kafka_bootstrap, stand_in)
+            group = f"knotenpunkt.{settings.service_name}"
+            yield Running(http, database, infra.kafka_bootstrap, stand_in, group)
         await database.close()
     intake_server.should_exit = True
     await intake_task
@@ -617,8 +621,102 @@ async def test_the_overview_comes_without_the_person_when_intake_cannot_answer(c
 
 async def test_the_intake_adapter_reports_an_unreachable_intake(cases: Running) -> None:
     [closed_port] = free_ports(1)
-    lookup = await IntakeDirectory(f"http://127.0.0.1:{closed_port}", 1.0).person_summary(uuid.uuid4())
+    client = ServiceClient(f"http://127.0.0.1:{closed_port}", 1.0)
+    try:
+        lookup = await IntakeDirectory(client).person_summary(uuid.uuid4())
+    finally:
+        await client.close()
     assert (lookup.person, lookup.unavailable) == (None, "intake_unreachable")
+
+
+# --- referrals as cases sees them ------------------------------------------------------------
+
+
+def referral_sent(case: dict, client_id: uuid.UUID | None = None) -> ReferralSent:
+    return ReferralSent(
+        client_id=client_id or uuid.UUID(case["client_id"]),
+        referral_id=uuid.uuid4(),
+        case_id=uuid.UUID(case["case_id"]),
+        agency_id="jobcenter-duisburg",
+        topic_code="work",
+        office_id="rsc-hamborn",
+        sent_at=datetime.now(UTC),
+    )
+
+
+async def dead_letter_of(running: Running, envelope: Envelope) -> deadletters.DeadLetter:
+    """The dead letter the service's consumer wrote for the event (waits for it)."""
+
+    async def found() -> deadletters.DeadLetter | None:
+        letters = await deadletters.read_dead_letters(running.bootstrap)
+        return next((d for d in letters if d.matches(running.group, topics.REFERRALS, str(envelope.id))), None)
+
+    return await eventually(found, timeout_s=20, interval_s=0.5)
+
+
+async def referral_row(running: Running, referral_id: uuid.UUID) -> dict | None:
+    async with running.database.connection() as connection:
+        row = await connection.fetchrow("SELECT * FROM referrals WHERE referral_id = $1", referral_id)
+    return None if row is None else dict(row)
+
+
+async def test_an_answer_for_a_referral_cases_never_saw_sent_creates_no_referral(cases: Running) -> None:
+    case = await registered_case(cases)
+    forged = Envelope(
+        event=ReferralDeclined(
+            client_id=uuid.UUID(case["client_id"]),
+            referral_id=uuid.uuid4(),
+            agency_id="jobcenter-duisburg",
+            declined_at=datetime.now(UTC),
+            reason="no_capacity",
+        )
+    )
+    await publish(cases.bootstrap, topics.REFERRALS, [forged])
+    # Rejected: dead-lettered with a reason that names the referral, and nothing written.
+    letter = await dead_letter_of(cases, forged)
+    assert "never sent" in letter.meta["dlq_reason"] and str(forged.event.referral_id) in letter.meta["dlq_reason"]
+    assert await referral_row(cases, forged.event.referral_id) is None
+    overview = (await cases.http.get(f"/cases/{case['case_id']}/overview")).json()
+    assert overview["referrals"] == []
+
+
+async def test_an_answer_seen_before_its_referral_across_a_merge_applies_once_replayed(cases: Running) -> None:
+    # The referral was sent under the retired id; after the merge, referrals answers under the
+    # survivor's id: another key, maybe another partition, so cases may see the answer first.
+    survivor, retired = registration(), registration()
+    await publish(cases.bootstrap, topics.CLIENTS, [survivor, retired])
+    [case] = await cases_of(cases, retired.event.client_id)
+    sent = referral_sent(case)
+    merged = ClientsMerged(
+        client_id=survivor.event.client_id, merged_client_id=retired.event.client_id, merged_at=datetime.now(UTC)
+    )
+    await publish(cases.bootstrap, topics.CLIENTS, [Envelope(event=merged)])
+    await cases_of(cases, survivor.event.client_id, expected=2)
+    accepted = Envelope(
+        event=ReferralAccepted(
+            client_id=survivor.event.client_id,
+            referral_id=sent.referral_id,
+            agency_id=sent.agency_id,
+            accepted_at=datetime.now(UTC),
+        )
+    )
+    await publish(cases.bootstrap, topics.REFERRALS, [accepted])
+    await dead_letter_of(cases, accepted)
+    await publish(cases.bootstrap, topics.REFERRALS, [Envelope(event=sent)])
+
+    async def status() -> str | None:
+        row = await referral_row(cases, sent.referral_id)
+        return None if row is None else row["status"]
+
+    assert await eventually(status) == "sent"
+    assert (await referral_row(cases, sent.referral_id))["client_id"] == survivor.event.client_id
+    # The operator replays the dead letter once the ReferralSent is in: now it applies.
+    assert await deadletters.replay(cases.bootstrap, cases.group, topics.REFERRALS, str(accepted.id)) == 1
+
+    async def accepted_now() -> bool:
+        return await status() == "accepted"
+
+    await eventually(accepted_now)
 
 
 # --- merged records --------------------------------------------------------------------------

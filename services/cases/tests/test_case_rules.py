@@ -3,25 +3,39 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 
 from cases.domain import (
     CaseAtMerge,
     CaseStatus,
-    Conflict,
-    Invalid,
     duplicates_at_merge,
     ensure_can_assign,
     ensure_can_close,
     ensure_can_reopen,
     ensure_goal_transition,
+    ensure_known_codes,
+    ensure_no_other_open_case,
     ensure_open,
     plan_transfer,
+    referral_answer_refusal,
+    referral_outcome,
     service_lines_to_open,
     unknown_codes,
 )
-from knotenpunkt.events import GoalStatus, ServiceLine
+from knotenpunkt.errors import Conflict, Invalid
+from knotenpunkt.events import (
+    CompletionOutcome,
+    DeclineReason,
+    GoalStatus,
+    ReferralAccepted,
+    ReferralCompleted,
+    ReferralDeclined,
+    ReferralExpired,
+    ReferralWithdrawn,
+    ServiceLine,
+)
 
 OPEN, CLOSED = CaseStatus.OPEN, CaseStatus.CLOSED
 
@@ -109,13 +123,14 @@ def test_a_transfer_to_another_office_and_case_manager_sets_both() -> None:
 def test_a_transfer_needs_a_target() -> None:
     with pytest.raises(Invalid) as raised:
         plan_transfer(OPEN, "rsc-hamborn", "cm-anna", None, None)
-    assert raised.value.code == "transfer_needs_target"
+    assert raised.value.field_code == "transfer_needs_target"
+    assert raised.value.fields == [("to_case_manager_id", "transfer_needs_target", {})]
 
 
 def test_a_transfer_that_changes_nothing_is_refused() -> None:
     with pytest.raises(Invalid) as raised:
         plan_transfer(OPEN, "rsc-hamborn", "cm-anna", "rsc-hamborn", "cm-anna")
-    assert raised.value.code == "transfer_changes_nothing"
+    assert raised.value.field_code == "transfer_changes_nothing"
 
 
 def test_a_closed_case_cannot_be_transferred() -> None:
@@ -161,6 +176,27 @@ def test_unknown_codes_are_named_by_their_position() -> None:
     assert unknown_codes([], {"work"}) == []
 
 
+def test_each_unknown_code_of_a_list_field_gets_its_own_message() -> None:
+    with pytest.raises(Invalid) as raised:
+        ensure_known_codes("topics", ["work", "astrology", "tarot"], {"work"}, "unknown_topic", listed=True)
+    assert raised.value.fields == [("topics.1", "unknown_topic", {}), ("topics.2", "unknown_topic", {})]
+
+
+def test_an_unknown_single_code_is_reported_at_its_field() -> None:
+    ensure_known_codes("reason", ["other"], {"other"}, "unknown_close_reason", listed=False)
+    with pytest.raises(Invalid) as raised:
+        ensure_known_codes("reason", ["whim"], {"other"}, "unknown_close_reason", listed=False)
+    assert raised.value.fields == [("reason", "unknown_close_reason", {})]
+
+
+def test_a_second_open_case_in_a_line_is_a_conflict_naming_the_open_one() -> None:
+    ensure_no_other_open_case(None)
+    open_one = uuid.uuid4()
+    with pytest.raises(Conflict) as raised:
+        ensure_no_other_open_case(open_one)
+    assert (raised.value.code, raised.value.params) == ("open_case_exists", {"case_id": str(open_one)})
+
+
 # --- merging two records of one person -------------------------------------------------------
 
 
@@ -178,3 +214,48 @@ def test_at_a_merge_two_open_cases_of_the_retired_record_in_one_line_keep_only_t
     first, second = uuid.uuid4(), uuid.uuid4()
     merged = [CaseAtMerge(first, "MBE", OPEN), CaseAtMerge(second, "MBE", OPEN)]
     assert duplicates_at_merge(merged, survivor_open_lines=set()) == [second]
+
+
+# --- referrals as cases sees them ------------------------------------------------------------
+
+AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def answer_ids(agency_id: str = "jobcenter-duisburg") -> dict:
+    return {"client_id": uuid.uuid4(), "referral_id": uuid.uuid4(), "agency_id": agency_id}
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "detail"),
+    [
+        (ReferralAccepted(**answer_ids(), accepted_at=AT), "accepted", None),
+        (ReferralDeclined(**answer_ids(), declined_at=AT, reason=DeclineReason.NO_CAPACITY), "declined", "no_capacity"),
+        (
+            ReferralCompleted(**answer_ids(), completed_at=AT, outcome=CompletionOutcome.SUCCESSFUL),
+            "completed",
+            "successful",
+        ),
+        (ReferralWithdrawn(**answer_ids(), withdrawn_at=AT, reason="by_case_manager"), "withdrawn", "by_case_manager"),
+        (ReferralExpired(**answer_ids(), expired_at=AT), "expired", None),
+    ],
+)
+def test_an_answer_sets_the_referrals_status_time_and_detail(answer, status: str, detail: str | None) -> None:
+    outcome = referral_outcome(answer)
+    assert (outcome.status, outcome.at, outcome.detail) == (status, AT, detail)
+
+
+def test_an_answer_for_a_referral_never_seen_sent_is_refused_naming_only_ids() -> None:
+    answer = ReferralAccepted(**answer_ids(), accepted_at=AT)
+    refusal = referral_answer_refusal(answer, sent_to_agency=None)
+    assert refusal is not None and str(answer.referral_id) in refusal and "never sent" in refusal
+
+
+def test_an_answer_from_another_agency_than_the_referral_was_sent_to_is_refused() -> None:
+    answer = ReferralDeclined(**answer_ids("caritas"), declined_at=AT, reason=DeclineReason.OTHER)
+    refusal = referral_answer_refusal(answer, sent_to_agency="jobcenter-duisburg")
+    assert refusal is not None and "caritas" in refusal
+
+
+def test_an_answer_from_the_agency_the_referral_was_sent_to_applies() -> None:
+    answer = ReferralAccepted(**answer_ids(), accepted_at=AT)
+    assert referral_answer_refusal(answer, sent_to_agency="jobcenter-duisburg") is None

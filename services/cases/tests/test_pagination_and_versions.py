@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from knotenpunkt.concurrency import check_version, etag, parse_if_match
+from knotenpunkt.errors import DomainError
 from knotenpunkt.http import ApiError
 from knotenpunkt.pagination import Cursor, Page, decode_cursor
 
@@ -66,7 +67,7 @@ def test_if_match_accepts_the_usual_spellings(header: str) -> None:
 
 
 def test_a_stale_version_is_a_409_that_names_both_versions() -> None:
-    with pytest.raises(ApiError) as raised:
+    with pytest.raises(DomainError) as raised:
         check_version('"3"', 4, required=True, what={"de": "Der Fall", "en": "The case"})
     assert raised.value.status_code == 409
     assert raised.value.code == "version_conflict"
@@ -74,14 +75,14 @@ def test_a_stale_version_is_a_409_that_names_both_versions() -> None:
 
 
 def test_a_missing_if_match_is_428_when_required_and_fine_when_not() -> None:
-    with pytest.raises(ApiError) as raised:
+    with pytest.raises(DomainError) as raised:
         check_version(None, 4, required=True)
     assert raised.value.status_code == 428
     check_version(None, 4, required=False)
 
 
 def test_an_unreadable_if_match_is_a_422_on_the_header() -> None:
-    with pytest.raises(ApiError) as raised:
+    with pytest.raises(DomainError) as raised:
         check_version('"four"', 4, required=False)
     assert raised.value.status_code == 422
     assert raised.value.fields[0][:2] == ("If-Match", "if_match_invalid")

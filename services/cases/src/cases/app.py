@@ -1,4 +1,4 @@
-"""Composition root of cases."""
+"""Composition root of cases: the runtime, a consumer per topic, the intake client, the routes."""
 
 from __future__ import annotations
 
@@ -6,23 +6,18 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from cases import handlers
 from cases.api import build_router
+from cases.consumers import (
+    on_client_erased,
+    on_client_registered,
+    on_clients_merged,
+    on_handover_due,
+    on_referral_answer,
+    on_referral_sent,
+)
 from cases.intake import IntakeDirectory
 from cases.settings import CasesSettings
 from knotenpunkt import topics
-from knotenpunkt.events import (
-    ClientErased,
-    ClientRegistered,
-    ClientsMerged,
-    ReferralAccepted,
-    ReferralCompleted,
-    ReferralDeclined,
-    ReferralExpired,
-    ReferralSent,
-    ReferralWithdrawn,
-    ServiceLineHandoverDue,
-)
 from knotenpunkt.service import ServiceRuntime
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -37,26 +32,8 @@ def create_app(settings: CasesSettings | None = None) -> FastAPI:
         title="Knotenpunkt cases",
         description="Case management: cases, consultations, integration plans, the whole case in one view.",
     )
-    runtime.consume(
-        {
-            ClientRegistered: handlers.on_client_registered,
-            ClientsMerged: handlers.on_clients_merged,
-            ClientErased: handlers.on_client_erased,
-            ServiceLineHandoverDue: handlers.on_handover_due,
-        },
-        topics.CLIENTS,
-    )
-    runtime.consume(
-        {
-            ReferralSent: handlers.on_referral_sent,
-            ReferralAccepted: handlers.on_referral_answer,
-            ReferralDeclined: handlers.on_referral_answer,
-            ReferralCompleted: handlers.on_referral_answer,
-            ReferralWithdrawn: handlers.on_referral_answer,
-            ReferralExpired: handlers.on_referral_answer,
-        },
-        topics.REFERRALS,
-    )
-    intake = IntakeDirectory(settings.intake_url, settings.intake_timeout_s)
-    runtime.include_router(build_router(runtime.database, intake))
+    runtime.consume(topics.CLIENTS, on_client_registered, on_clients_merged, on_client_erased, on_handover_due)
+    runtime.consume(topics.REFERRALS, on_referral_sent, on_referral_answer)
+    intake = IntakeDirectory(runtime.client(settings.intake_url, settings.intake_timeout_s))
+    runtime.include_router(build_router(runtime.units, intake))
     return runtime.app

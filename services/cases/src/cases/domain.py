@@ -1,19 +1,28 @@
 """The rules of a case, on plain values (no database): which changes are allowed and what they do.
 
-A rule that is broken raises `Conflict` (the case's state does not allow it: 409) or `Invalid`
-(the request itself makes no sense: 422 on a field). Both carry a message code from the
-catalogue in schemas.py, so the handler only translates them.
+A rule that is broken raises `knotenpunkt.errors.Conflict` (the case's state does not allow
+it: 409) or `Invalid` (the request itself makes no sense: 422 on a field). Both carry a message
+code from the catalogue in schemas.py; the HTTP layer in shared maps them, once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
-from typing import Any
 from uuid import UUID
 
-from knotenpunkt.events import GoalStatus, ServiceLine
+from knotenpunkt.errors import Conflict, Invalid
+from knotenpunkt.events import (
+    GoalStatus,
+    ReferralAccepted,
+    ReferralCompleted,
+    ReferralDeclined,
+    ReferralExpired,
+    ReferralWithdrawn,
+    ServiceLine,
+)
 
 # Closing a case because its person turned out to be a duplicate record (ClientsMerged). Seeded
 # in the close-reason code list, but also used by code, hence named here.
@@ -23,25 +32,6 @@ DUPLICATE_RECORD = "duplicate_record"
 class CaseStatus(StrEnum):
     OPEN = "open"
     CLOSED = "closed"
-
-
-class Conflict(Exception):
-    """The case's current state does not allow the change."""
-
-    def __init__(self, code: str, **params: Any) -> None:
-        super().__init__(code)
-        self.code = code
-        self.params = params
-
-
-class Invalid(Exception):
-    """The request contradicts itself or the case; `field` is where the counsellor should look."""
-
-    def __init__(self, field: str, code: str, **params: Any) -> None:
-        super().__init__(code)
-        self.field = field
-        self.code = code
-        self.params = params
 
 
 def service_lines_to_open(service_line: ServiceLine, service_lines: Sequence[ServiceLine]) -> tuple[ServiceLine, ...]:
@@ -64,6 +54,12 @@ def ensure_can_close(status: CaseStatus) -> None:
 def ensure_can_reopen(status: CaseStatus) -> None:
     if status is CaseStatus.OPEN:
         raise Conflict("case_already_open")
+
+
+def ensure_no_other_open_case(open_case_id: UUID | None) -> None:
+    """A person has at most one open case per service line; the message names the open one."""
+    if open_case_id is not None:
+        raise Conflict("open_case_exists", case_id=str(open_case_id))
 
 
 def ensure_can_assign(status: CaseStatus, current_manager: str | None) -> None:
@@ -127,6 +123,14 @@ def unknown_codes(given: Iterable[str], known: Iterable[str]) -> list[int]:
     return [index for index, code in enumerate(given) if code not in known_set]
 
 
+def ensure_known_codes(field: str, given: Sequence[str], known: Iterable[str], code: str, *, listed: bool) -> None:
+    """Codes must come from their code list (topics, reasons): one 422 message per unknown code,
+    at `field.<position>` for a list field, at `field` for a single code."""
+    unknown = unknown_codes(given, known)
+    if unknown:
+        raise Invalid.at([(f"{field}.{index}" if listed else field, code, {}) for index in unknown])
+
+
 @dataclass(frozen=True)
 class CaseAtMerge:
     case_id: UUID
@@ -151,3 +155,46 @@ def duplicates_at_merge(merged_cases: Iterable[CaseAtMerge], survivor_open_lines
         else:
             taken.add(case.service_line)
     return duplicates
+
+
+# --- referrals as cases sees them ------------------------------------------------------------
+
+ReferralAnswer = ReferralAccepted | ReferralDeclined | ReferralCompleted | ReferralWithdrawn | ReferralExpired
+
+
+@dataclass(frozen=True)
+class ReferralOutcome:
+    """What an answer (or a withdrawal, an expiry) makes of a referral in the case overview."""
+
+    status: str
+    at: datetime
+    # The answer's reason or outcome code, worth showing beside the status.
+    detail: str | None = None
+
+
+def referral_outcome(answer: ReferralAnswer) -> ReferralOutcome:
+    match answer:
+        case ReferralAccepted():
+            return ReferralOutcome("accepted", answer.accepted_at)
+        case ReferralDeclined():
+            return ReferralOutcome("declined", answer.declined_at, str(answer.reason))
+        case ReferralCompleted():
+            return ReferralOutcome("completed", answer.completed_at, str(answer.outcome))
+        case ReferralWithdrawn():
+            return ReferralOutcome("withdrawn", answer.withdrawn_at, answer.reason)
+        case ReferralExpired():
+            return ReferralOutcome("expired", answer.expired_at)
+
+
+def referral_answer_refusal(answer: ReferralAnswer, sent_to_agency: str | None) -> str | None:
+    """Why an answer cannot apply to the referral as cases knows it, or None when it can.
+
+    `sent_to_agency` is the agency of the ReferralSent cases saw, None when it saw none. An
+    answer never creates a referral; it must name the agency the referral was sent to. The
+    reason names only ids (it goes to the dead-letter topic).
+    """
+    if sent_to_agency is None:
+        return f"{answer.event_type}: referral {answer.referral_id} was never sent (no ReferralSent seen)"
+    if answer.agency_id != sent_to_agency:
+        return f"{answer.event_type}: referral {answer.referral_id} was not sent to agency {answer.agency_id}"
+    return None

@@ -11,9 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-import httpx
-
-from knotenpunkt.http import CORRELATION_HEADER, current_correlation_id
+from knotenpunkt.clients import ServiceClient, ServiceUnavailable
 from knotenpunkt.logging import get_logger
 
 log = get_logger("cases.intake")
@@ -47,20 +45,17 @@ class PersonLookup:
 
 
 class IntakeDirectory:
-    def __init__(self, base_url: str, timeout_s: float) -> None:
-        self._base_url = base_url.rstrip("/")
-        self._timeout_s = timeout_s
+    """intake's person lookup, over the service's one long-lived client for intake."""
+
+    def __init__(self, client: ServiceClient) -> None:
+        self._client = client
 
     async def person_summary(self, client_id: UUID) -> PersonLookup:
         try:
-            async with httpx.AsyncClient(base_url=self._base_url, timeout=self._timeout_s) as http:
-                response = await http.get(
-                    f"/clients/{client_id}", headers={CORRELATION_HEADER: current_correlation_id()}
-                )
-        except httpx.HTTPError as error:
-            # The type only: an error text could echo a URL with an id, never personal data, but
-            # there is nothing more an operator needs here.
-            log.warning("intake unreachable for the case overview", error=type(error).__name__)
+            response = await self._client.get(f"/clients/{client_id}")
+        except ServiceUnavailable as unavailable:
+            # The error's type only (the client's message carries nothing more an operator needs).
+            log.warning("intake unreachable for the case overview", error=str(unavailable))
             return PersonLookup(None, "intake_unreachable")
         if response.status_code == 404:
             return PersonLookup(None, "person_not_in_intake")
@@ -68,9 +63,7 @@ class IntakeDirectory:
             log.warning("intake answered the person lookup with an error", status=response.status_code)
             return PersonLookup(None, "intake_error")
         try:
-            record = response.json()
-        except ValueError:
-            return PersonLookup(None, "intake_error")
-        if not isinstance(record, dict):
+            record = ServiceClient.json_object(response)
+        except ServiceUnavailable:
             return PersonLookup(None, "intake_error")
         return PersonLookup({name: record[name] for name in SUMMARY_FIELDS if name in record})

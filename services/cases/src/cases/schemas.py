@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from datetime import date
-from typing import Annotated
+from datetime import date, datetime
+from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -316,21 +316,126 @@ class TopicInput(_Input):
 
 
 class Case(BaseModel):
-    case_id: str
-    client_id: str
+    case_id: UUID
+    client_id: UUID
     service_line: str
     office_id: str
     status: str
-    opened_at: str
+    opened_at: datetime
     consultations: int
     case_manager_id: str | None = None
     opened_by_hand: bool = False
-    closed_at: str | None = None
+    closed_at: datetime | None = None
     close_reason: str | None = None
     version: int = 1
-    handover_due_on: str | None = Field(default=None, description="Day a JMD person turned 27 (decision due).")
+    handover_due_on: date | None = Field(default=None, description="Day a JMD person turned 27 (decision due).")
 
 
 class CasePage(BaseModel):
     items: list[Case]
     next_cursor: str | None
+
+
+# --- answers of the use cases (response models) ----------------------------------------------
+
+
+class RecordedConsultation(BaseModel):
+    consultation_id: UUID
+    case_id: UUID
+    version: int = Field(description="The case's new version (its ETag).")
+
+
+class PlanGoal(BaseModel):
+    goal_id: UUID
+    case_id: UUID
+    topic_code: str
+    description: str | None = Field(default=None, description="Free text; null once the person's data was erased.")
+    target_date: date | None = None
+    status: GoalStatus
+    set_at: datetime
+    changed_at: datetime
+
+
+class ChangedPlanGoal(PlanGoal):
+    version: int = Field(description="The case's new version (its ETag).")
+
+
+class Topic(BaseModel):
+    code: str
+    label_de: str
+    label_en: str
+    built_in: bool
+
+
+class ReasonCode(BaseModel):
+    code: str
+    label_de: str
+    label_en: str
+
+
+class ReasonCodes(BaseModel):
+    close: list[ReasonCode]
+    transfer: list[ReasonCode]
+
+
+class ServiceLineOfPerson(BaseModel):
+    """One case of the person, in any service line (the overview's "Gesamtfall")."""
+
+    case_id: UUID
+    service_line: str
+    office_id: str
+    status: str
+    case_manager_id: str | None = None
+    opened_at: datetime
+    current: bool = Field(description="Whether this is the case the overview is about.")
+
+
+class ConsultationEntry(BaseModel):
+    consultation_id: UUID
+    held_on: date
+    duration_minutes: int
+    mode: str
+    language: str | None = None
+    interpreter_used: bool
+    topics: list[str]
+    family_members_counselled: int
+    case_manager_id: str | None = None
+    note: str | None = Field(default=None, description="Free text; null once the person's data was erased.")
+    recorded_at: datetime
+
+
+class ReferralEntry(BaseModel):
+    referral_id: UUID
+    agency_id: str | None = None
+    topic_code: str | None = None
+    status: str
+    sent_at: datetime | None = None
+    answer_due_on: date | None = None
+    detail: str | None = Field(default=None, description="The agency's reason or outcome code.")
+    updated_at: datetime
+
+
+class HistoryEntry(BaseModel):
+    event_id: UUID
+    event: str = Field(description='The short name, e.g. "CaseOpened".')
+    event_type: str
+    occurred_at: datetime
+    data: dict[str, Any]
+
+
+class PersonUnavailable(BaseModel):
+    code: str
+    message: str
+
+
+class CaseOverview(BaseModel):
+    """Everything about one case in one answer; the person summary is fetched live from intake."""
+
+    person: dict[str, Any] | None = Field(default=None, description="The person summary from intake.")
+    person_unavailable: PersonUnavailable | None = Field(default=None, description="Why `person` is null.")
+    case: Case
+    service_lines: list[ServiceLineOfPerson]
+    consultations: list[ConsultationEntry]
+    plan: list[PlanGoal]
+    referrals: list[ReferralEntry]
+    history: list[HistoryEntry]

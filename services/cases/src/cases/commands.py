@@ -1,0 +1,288 @@
+"""Cases' commands: what a case manager changes over HTTP, one unit of work each.
+
+Each use case loads the case (locked), checks If-Match and the domain's rules, changes the row,
+records its event (outbox + the case's history) and answers with its response model. Rules
+refuse with `knotenpunkt.errors`; the HTTP layer maps them once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from uuid import UUID
+
+from cases.domain import (
+    CaseStatus,
+    ensure_can_assign,
+    ensure_can_close,
+    ensure_can_reopen,
+    ensure_goal_transition,
+    ensure_no_other_open_case,
+    ensure_open,
+    plan_transfer,
+)
+from cases.repository import (
+    CASE,
+    case_for_update,
+    changed,
+    check_reason,
+    check_topics,
+    find_case,
+    now,
+    open_case_in_line,
+    record,
+    resolve_client,
+)
+from cases.repository import open_case as open_case_for
+from cases.schemas import (
+    Assignment,
+    Case,
+    CaseOpening,
+    ChangedPlanGoal,
+    Closing,
+    ConsultationInput,
+    GoalInput,
+    GoalStatusInput,
+    RecordedConsultation,
+    Topic,
+    TopicInput,
+    TransferInput,
+)
+from knotenpunkt.concurrency import check_version
+from knotenpunkt.errors import Conflict, NotFound
+from knotenpunkt.events import (
+    CaseAssigned,
+    CaseClosed,
+    CaseReopened,
+    CaseTransferred,
+    ConsultationRecorded,
+    GoalStatus,
+    PlanGoalSet,
+    PlanGoalStatusChanged,
+    ServiceLine,
+)
+from knotenpunkt.uow import UnitOfWork
+
+
+async def open_case(uow: UnitOfWork, opening: CaseOpening) -> Case:
+    """Open a case by hand for a person cases knows (from ClientRegistered)."""
+    connection = uow.connection
+    known = await connection.fetchrow(
+        "SELECT registered_at, merged_into FROM persons WHERE client_id = $1", opening.client_id
+    )
+    if known is None or (known["registered_at"] is None and known["merged_into"] is None):
+        raise NotFound("Die Person", "The person")
+    client_id = await resolve_client(connection, opening.client_id)
+    case_id = await open_case_for(
+        uow,
+        client_id,
+        opening.service_line,
+        opening.office_id,
+        case_manager_id=opening.case_manager_id,
+        opened_by_hand=True,
+    )
+    if case_id is None:
+        existing = await open_case_in_line(connection, client_id, opening.service_line)
+        raise Conflict("open_case_exists", case_id=str(existing))
+    case = await find_case(connection, case_id)
+    assert case is not None
+    return case
+
+
+async def assign(uow: UnitOfWork, case_id: UUID, assignment: Assignment, if_match: str | None) -> Case:
+    case = await case_for_update(uow.connection, case_id)
+    check_version(if_match, case["version"], required=True, what=CASE)
+    ensure_can_assign(CaseStatus(case["status"]), case["case_manager_id"])
+    await uow.connection.execute(
+        "UPDATE cases SET case_manager_id = $2 WHERE case_id = $1", case_id, assignment.case_manager_id
+    )
+    assigned = CaseAssigned(
+        client_id=case["client_id"], case_id=case_id, case_manager_id=assignment.case_manager_id, assigned_at=now()
+    )
+    await record(uow, case_id, assigned)
+    return await changed(uow.connection, case_id)
+
+
+async def transfer(uow: UnitOfWork, case_id: UUID, request: TransferInput, if_match: str | None) -> Case:
+    case = await case_for_update(uow.connection, case_id)
+    await check_reason(uow.connection, "transfer", request.reason)
+    check_version(if_match, case["version"], required=True, what=CASE)
+    moved = plan_transfer(
+        CaseStatus(case["status"]),
+        case["office_id"],
+        case["case_manager_id"],
+        request.to_office_id,
+        request.to_case_manager_id,
+    )
+    await uow.connection.execute(
+        "UPDATE cases SET office_id = $2, case_manager_id = $3 WHERE case_id = $1",
+        case_id,
+        moved.to_office_id,
+        moved.to_case_manager_id,
+    )
+    transferred = CaseTransferred(
+        client_id=case["client_id"],
+        case_id=case_id,
+        from_office_id=moved.from_office_id,
+        to_office_id=moved.to_office_id,
+        from_case_manager_id=moved.from_case_manager_id,
+        to_case_manager_id=moved.to_case_manager_id,
+        reason=request.reason,
+        transferred_at=now(),
+    )
+    await record(uow, case_id, transferred)
+    return await changed(uow.connection, case_id)
+
+
+async def close(uow: UnitOfWork, case_id: UUID, closing: Closing, if_match: str | None) -> Case:
+    case = await case_for_update(uow.connection, case_id)
+    await check_reason(uow.connection, "close", closing.reason)
+    check_version(if_match, case["version"], required=True, what=CASE)
+    ensure_can_close(CaseStatus(case["status"]))
+    closed_at = now()
+    await uow.connection.execute(
+        "UPDATE cases SET status = 'closed', closed_at = $2, close_reason = $3 WHERE case_id = $1",
+        case_id,
+        closed_at,
+        closing.reason,
+    )
+    closed = CaseClosed(
+        client_id=case["client_id"],
+        case_id=case_id,
+        service_line=ServiceLine(case["service_line"]),
+        office_id=case["office_id"],
+        reason=closing.reason,
+        closed_at=closed_at,
+    )
+    await record(uow, case_id, closed)
+    return await changed(uow.connection, case_id)
+
+
+async def reopen(uow: UnitOfWork, case_id: UUID, if_match: str | None) -> Case:
+    case = await case_for_update(uow.connection, case_id)
+    check_version(if_match, case["version"], required=True, what=CASE)
+    ensure_can_reopen(CaseStatus(case["status"]))
+    service_line = ServiceLine(case["service_line"])
+    ensure_no_other_open_case(await open_case_in_line(uow.connection, case["client_id"], service_line))
+    await uow.connection.execute(
+        "UPDATE cases SET status = 'open', closed_at = NULL, close_reason = NULL WHERE case_id = $1", case_id
+    )
+    await record(uow, case_id, CaseReopened(client_id=case["client_id"], case_id=case_id, reopened_at=now()))
+    return await changed(uow.connection, case_id)
+
+
+async def record_consultation(
+    uow: UnitOfWork, case_id: UUID, consultation: ConsultationInput, if_match: str | None = None
+) -> RecordedConsultation:
+    case = await case_for_update(uow.connection, case_id)
+    await check_topics(uow.connection, consultation.topics, "topics")
+    # Adding a consultation loses nobody's change, so If-Match is checked only when sent.
+    check_version(if_match, case["version"], required=False, what=CASE)
+    ensure_open(CaseStatus(case["status"]))
+    consultation_id = uuid.uuid4()
+    case_manager_id = consultation.case_manager_id or case["case_manager_id"]
+    await uow.connection.execute(
+        "INSERT INTO consultations (consultation_id, case_id, held_on, duration_minutes, topics, "
+        "family_members_counselled, note, mode, language, interpreter_used, case_manager_id) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        consultation_id,
+        case_id,
+        consultation.held_on,
+        consultation.duration_minutes,
+        consultation.topics,
+        consultation.family_members_counselled,
+        consultation.note,
+        consultation.mode.value,
+        consultation.language,
+        consultation.interpreter_used,
+        case_manager_id,
+    )
+    # The note is not part of the event: it stays in this database.
+    recorded = ConsultationRecorded(
+        client_id=case["client_id"],
+        consultation_id=consultation_id,
+        case_id=case_id,
+        service_line=case["service_line"],
+        office_id=case["office_id"],
+        held_on=consultation.held_on,
+        duration_minutes=consultation.duration_minutes,
+        topics=tuple(consultation.topics),
+        family_members_counselled=consultation.family_members_counselled,
+        mode=consultation.mode,
+        language=consultation.language,
+        interpreter_used=consultation.interpreter_used,
+        case_manager_id=case_manager_id,
+    )
+    await record(uow, case_id, recorded)
+    version = (await changed(uow.connection, case_id)).version
+    return RecordedConsultation(consultation_id=consultation_id, case_id=case_id, version=version)
+
+
+async def set_goal(uow: UnitOfWork, case_id: UUID, goal: GoalInput, if_match: str | None = None) -> ChangedPlanGoal:
+    case = await case_for_update(uow.connection, case_id)
+    await check_topics(uow.connection, [goal.topic_code], "topic_code")
+    # A new goal loses nobody's change either: If-Match is checked only when sent.
+    check_version(if_match, case["version"], required=False, what=CASE)
+    ensure_open(CaseStatus(case["status"]))
+    goal_id, set_at = uuid.uuid4(), now()
+    row = await uow.connection.fetchrow(
+        "INSERT INTO plan_goals (goal_id, case_id, topic_code, description, target_date, status, set_at, changed_at) "
+        "VALUES ($1, $2, $3, $4, $5, 'open', $6, $6) RETURNING *",
+        goal_id,
+        case_id,
+        goal.topic_code,
+        goal.description,
+        goal.target_date,
+        set_at,
+    )
+    goal_set = PlanGoalSet(
+        client_id=case["client_id"],
+        goal_id=goal_id,
+        case_id=case_id,
+        topic_code=goal.topic_code,
+        target_date=goal.target_date,
+        set_at=set_at,
+    )
+    await record(uow, case_id, goal_set)
+    version = (await changed(uow.connection, case_id)).version
+    return ChangedPlanGoal.model_validate({**dict(row), "version": version})
+
+
+async def change_goal_status(
+    uow: UnitOfWork, case_id: UUID, goal_id: UUID, change: GoalStatusInput, if_match: str | None
+) -> ChangedPlanGoal:
+    case = await case_for_update(uow.connection, case_id)
+    goal = await uow.connection.fetchrow(
+        "SELECT * FROM plan_goals WHERE goal_id = $1 AND case_id = $2 FOR UPDATE", goal_id, case_id
+    )
+    if goal is None:
+        raise NotFound("Das Ziel", "The goal")
+    # Changing a goal can overwrite someone else's change of it: If-Match is required.
+    check_version(if_match, case["version"], required=True, what=CASE)
+    ensure_goal_transition(CaseStatus(case["status"]), GoalStatus(goal["status"]), change.status)
+    changed_at = now()
+    row = await uow.connection.fetchrow(
+        "UPDATE plan_goals SET status = $2, changed_at = $3 WHERE goal_id = $1 RETURNING *",
+        goal_id,
+        change.status.value,
+        changed_at,
+    )
+    status_changed = PlanGoalStatusChanged(
+        client_id=case["client_id"], goal_id=goal_id, case_id=case_id, status=change.status, changed_at=changed_at
+    )
+    await record(uow, case_id, status_changed)
+    version = (await changed(uow.connection, case_id)).version
+    return ChangedPlanGoal.model_validate({**dict(row), "version": version})
+
+
+async def add_topic(uow: UnitOfWork, topic: TopicInput) -> Topic:
+    """A city's own counselling topic, beside the built-in taxonomy."""
+    row = await uow.connection.fetchrow(
+        "INSERT INTO topics (code, label_de, label_en) VALUES ($1, $2, $3) ON CONFLICT (code) DO NOTHING "
+        "RETURNING code, label_de, label_en, built_in",
+        topic.code,
+        topic.label_de,
+        topic.label_en,
+    )
+    if row is None:
+        raise Conflict("topic_exists", topic_code=topic.code)
+    return Topic.model_validate(dict(row))

@@ -1,0 +1,155 @@
+"""Cases' tables, shared by the commands, the consumers and the queries.
+
+Every event of a case also goes into `case_history` in the same transaction, so the overview's
+history is exactly what was published. Every change of a case raises its `version` (optimistic
+concurrency, knotenpunkt.concurrency).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from uuid import UUID
+
+import asyncpg
+
+from cases.domain import ensure_known_codes
+from cases.schemas import Case
+from knotenpunkt.envelope import Envelope
+from knotenpunkt.errors import NotFound
+from knotenpunkt.events import CaseOpened, Event, ServiceLine
+from knotenpunkt.logging import get_logger
+from knotenpunkt.uow import UnitOfWork
+
+# The case named in messages ("Der Fall wurde inzwischen ... geändert").
+CASE = {"de": "Der Fall", "en": "The case"}
+
+CASE_COLUMNS = (
+    "SELECT c.case_id, c.client_id, c.service_line, c.office_id, c.status, c.opened_at, c.case_manager_id, "
+    "c.opened_by_hand, c.closed_at, c.close_reason, c.version, c.handover_due_on, "
+    "(SELECT count(*) FROM consultations k WHERE k.case_id = c.case_id) AS consultations FROM cases c"
+)
+
+log = get_logger("cases")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def case_of(row: asyncpg.Record) -> Case:
+    return Case.model_validate(dict(row))
+
+
+async def find_case(connection: asyncpg.Connection, case_id: UUID) -> Case | None:
+    row = await connection.fetchrow(f"{CASE_COLUMNS} WHERE c.case_id = $1", case_id)
+    return None if row is None else case_of(row)
+
+
+async def case_for_update(connection: asyncpg.Connection, case_id: UUID) -> asyncpg.Record:
+    """The case's row, locked until the unit of work ends; NotFound when there is none."""
+    case = await connection.fetchrow("SELECT * FROM cases WHERE case_id = $1 FOR UPDATE", case_id)
+    if case is None:
+        raise NotFound("Der Fall", "The case")
+    return case
+
+
+async def changed(connection: asyncpg.Connection, case_id: UUID) -> Case:
+    """Raise the case's version after a change; returns the case as the API shows it."""
+    await connection.execute("UPDATE cases SET version = version + 1, updated_at = now() WHERE case_id = $1", case_id)
+    case = await find_case(connection, case_id)
+    assert case is not None  # locked by the caller's unit of work
+    return case
+
+
+async def record(uow: UnitOfWork, case_id: UUID, event: Event) -> Envelope:
+    """Publish a case's event (outbox) and keep it in the case's history, in the unit of work."""
+    envelope = await uow.publish(event)
+    await remember(uow.connection, case_id, envelope)
+    return envelope
+
+
+async def remember(connection: asyncpg.Connection, case_id: UUID, envelope: Envelope) -> None:
+    """Keep an event in the case's history (also one another service published about the case)."""
+    await connection.execute(
+        "INSERT INTO case_history (case_id, event_id, event_type, occurred_at, data) VALUES ($1, $2, $3, $4, $5)",
+        case_id,
+        envelope.id,
+        envelope.type,
+        envelope.time,
+        envelope.event.model_dump(mode="json"),
+    )
+
+
+async def resolve_client(connection: asyncpg.Connection, client_id: UUID) -> UUID:
+    """The surviving id of a person whose records may have been merged (possibly more than once)."""
+    seen = {client_id}
+    while True:
+        merged_into = await connection.fetchval("SELECT merged_into FROM persons WHERE client_id = $1", client_id)
+        if merged_into is None or merged_into in seen:
+            return client_id
+        seen.add(merged_into)
+        client_id = merged_into
+
+
+async def open_case_in_line(connection: asyncpg.Connection, client_id: UUID, service_line: ServiceLine) -> UUID | None:
+    """The person's open case in that service line, if any."""
+    return await connection.fetchval(
+        "SELECT case_id FROM cases WHERE client_id = $1 AND service_line = $2 AND status = 'open'",
+        client_id,
+        service_line.value,
+    )
+
+
+async def open_case(
+    uow: UnitOfWork,
+    client_id: UUID,
+    service_line: ServiceLine,
+    office_id: str,
+    case_manager_id: str | None = None,
+    opened_by_hand: bool = False,
+) -> UUID | None:
+    """Open a case (and publish CaseOpened) unless the person has an open one in that line;
+    None when they have."""
+    case_id = uuid.uuid4()
+    opened_at = now()
+    inserted = await uow.connection.fetchval(
+        "INSERT INTO cases (case_id, client_id, service_line, office_id, opened_at, case_manager_id, opened_by_hand) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7) "
+        "ON CONFLICT (client_id, service_line) WHERE status = 'open' DO NOTHING RETURNING true",
+        case_id,
+        client_id,
+        service_line.value,
+        office_id,
+        opened_at,
+        case_manager_id,
+        opened_by_hand,
+    )
+    if not inserted:
+        return None
+    opened = CaseOpened(
+        client_id=client_id,
+        case_id=case_id,
+        service_line=service_line,
+        office_id=office_id,
+        opened_at=opened_at,
+        case_manager_id=case_manager_id,
+        opened_by_hand=opened_by_hand,
+    )
+    await record(uow, case_id, opened)
+    log.info("case opened", case_id=str(case_id), client_id=str(client_id), service_line=service_line.value)
+    return case_id
+
+
+async def check_topics(connection: asyncpg.Connection, codes: list[str], field: str) -> None:
+    """Counselling topics must be in the taxonomy (GET /topics)."""
+    known = await connection.fetch("SELECT code FROM topics WHERE code = ANY($1::text[])", codes)
+    ensure_known_codes(field, codes, [row[0] for row in known], "unknown_topic", listed=field == "topics")
+
+
+async def check_reason(connection: asyncpg.Connection, kind: str, reason: str) -> None:
+    """A close or transfer reason must be in its code list (GET /reasons)."""
+    known = await connection.fetch(
+        "SELECT code FROM reason_codes WHERE kind = $1 AND code = ANY($2::text[])", kind, [reason]
+    )
+    ensure_known_codes("reason", [reason], [row[0] for row in known], f"unknown_{kind}_reason", listed=False)
