@@ -159,8 +159,6 @@ class EventConsumer(ProjectionConsumer):
         client_id: str | None = None,
     ) -> None:
         self.handlers = dispatch_table(handlers)
-        self.topics = tuple(topics)
-        self.pattern = pattern
         super().__init__(
             projection=HandlerProjection(group_id, units, self.handlers, Actor.service(group_id)),
             database=units.database,

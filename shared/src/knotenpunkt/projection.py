@@ -313,6 +313,15 @@ class ProjectionConsumer:
             raise RuntimeError("projection consumer not started")
         return self._consumer
 
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return tuple(self._topics)
+
+    @property
+    def pattern(self) -> str | None:
+        """The topic pattern subscribed to instead of named topics, if any."""
+        return self._pattern
+
     def stored_offsets(self) -> dict[TopicPartition, int]:
         return dict(self._stored)
 
