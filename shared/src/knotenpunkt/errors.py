@@ -81,3 +81,9 @@ class PreconditionRequired(DomainError):
     """A change that must name the version it is based on (If-Match) did not."""
 
     status_code = 428
+
+
+class Unavailable(DomainError):
+    """Something this use case needs (another service) does not answer now; try again later."""
+
+    status_code = 503

@@ -15,15 +15,13 @@ from uuid import UUID
 import httpx
 
 from knotenpunkt.clients import ServiceClient, ServiceUnavailable
-from knotenpunkt.errors import Conflict, DomainError
+from knotenpunkt.errors import Conflict, Unavailable
 from knotenpunkt.events import AgencyKind, DataCategory, SharedPersonData
 from referrals.domain import ConsentCheck
 
 
-class IntakeUnavailable(DomainError):
+class IntakeUnavailable(Unavailable):
     """Intake did not answer (or answered nonsense): the referral cannot be checked, so it waits (503)."""
-
-    status_code = 503
 
     def __init__(self, detail: str = "") -> None:
         super().__init__("intake_unavailable")
