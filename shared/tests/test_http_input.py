@@ -13,7 +13,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, ConfigDict, Field
 
-from knotenpunkt.http import create_api, idempotent
+from knotenpunkt.http import create_api, run_command
 from knotenpunkt.openapi import error_responses
 from knotenpunkt.settings import ServiceSettings
 
@@ -38,7 +38,7 @@ def build_app() -> TestClient:
 
     async def store(request: Request, payload: object) -> object:
         # Never called in these tests: it makes the routes below "idempotent" for the OpenAPI.
-        return await idempotent(None, request, "scope", payload, None)  # type: ignore[arg-type]
+        return await run_command(None, request, None, scope="scope", payload=payload)  # type: ignore[arg-type]
 
     @router.post("/people/{person_id}", status_code=201)
     async def create(person_id: str, person: Person, office_id: str | None = None) -> dict:
@@ -230,7 +230,7 @@ def test_openapi_declares_the_headers_where_they_are_used(document: dict) -> Non
         parameters = document["paths"][path][method].get("parameters", [])
         return {p["name"] for p in parameters if p["in"] == "header"}
 
-    assert headers("/households", "post") == {"Idempotency-Key"}  # calls `idempotent` through a helper
+    assert headers("/households", "post") == {"Idempotency-Key"}  # calls `run_command` through a helper
     assert headers("/people/{person_id}", "post") == set()
     assert headers("/people/{person_id}/close", "post") == {"If-Match"}
 

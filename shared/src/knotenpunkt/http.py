@@ -21,7 +21,6 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from knotenpunkt.db import Database
 from knotenpunkt.errors import DomainError, NotFound
 from knotenpunkt.i18n import message, negotiate
 from knotenpunkt.logging import get_logger
@@ -361,30 +360,3 @@ async def _store_answer(connection: asyncpg.Connection, scope: str, key: str, st
         status_code,
         content,
     )
-
-
-Action = Callable[[asyncpg.Connection], Awaitable[tuple[int, Any]]]
-
-
-async def idempotent(
-    database: Database,
-    request: Request,
-    scope: str,
-    payload: Any,
-    action: Action,
-) -> JSONResponse:
-    """Deprecated shape (a raw connection); use `run_command` with a unit of work."""
-    key = request.headers.get(IDEMPOTENCY_HEADER)
-    if key and len(key) > 200:
-        raise ApiError(422, "validation_failed", fields=[(IDEMPOTENCY_HEADER, "string_too_long", {"max_length": 200})])
-    request_hash = hashlib.sha256(json.dumps(jsonable_encoder(payload), sort_keys=True).encode()).hexdigest()
-    async with database.transaction() as connection:
-        if key:
-            replay = await _claim_key(connection, scope, key, request_hash)
-            if replay is not None:
-                return replay
-        status_code, body = await action(connection)
-        content = jsonable_encoder(body)
-        if key:
-            await _store_answer(connection, scope, key, status_code, content)
-    return JSONResponse(status_code=status_code, content=content)

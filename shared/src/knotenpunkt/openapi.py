@@ -8,7 +8,7 @@
   Authorization header is a parameter; plus every status a route declares itself (use
   `error_responses(410, ...)` in `responses=` for statuses no rule above can know);
 - the Idempotency-Key header on every operation that stores its answer under that key (its
-  endpoint calls `knotenpunkt.http.idempotent` or `run_command`, directly or through a helper
+  endpoint calls `knotenpunkt.http.run_command`, directly or through a helper
   of its router), or that declares it with `openapi_extra=idempotent_operation()`;
 - an example for every JSON request body: the model's own (`json_schema_extra`), else one made
   from the schema.
@@ -40,7 +40,7 @@ DOCS_ASSETS_PATH = "/docs/assets"
 _COMPONENTS = "#/components/schemas/"
 _STATE_CHANGING = frozenset({"post", "put", "patch", "delete"})
 # Functions that store a command's answer under its Idempotency-Key (knotenpunkt.http).
-_IDEMPOTENT_CALLS = frozenset({"idempotent", "run_command"})
+_IDEMPOTENT_CALLS = frozenset({"run_command"})
 
 
 class FieldErrorBody(BaseModel):
@@ -189,7 +189,7 @@ def _declare_errors(operation: dict[str, Any], method: str) -> None:
 
 def _calls_idempotent(function: Callable[..., Any], depth: int = 3) -> bool:
     """Whether the endpoint stores its answer under an Idempotency-Key: its code, or the code of
-    a helper it closes over (a router's `change(...)`), calls `idempotent` or `run_command`."""
+    a helper it closes over (a router's `change(...)`), calls `run_command`."""
     function = inspect.unwrap(function)
     code = getattr(function, "__code__", None)
     if code is None:

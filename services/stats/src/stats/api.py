@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from knotenpunkt.db import Database
-from knotenpunkt.http import ApiError
+from knotenpunkt.errors import Invalid, NotFound
 from knotenpunkt.i18n import negotiate, register_messages
 from knotenpunkt.projection import PROJECTION_TRANSIENT_ERRORS
 from stats import export, measures, queries, readmodel
@@ -168,7 +168,7 @@ def build_router(database: Database, definitions: dict[str, ReportDefinition], s
         if growth and not (period and start):
             problems.append(("growth", "growth_needs_period", {}))
         if problems:
-            raise ApiError(422, "validation_failed", fields=problems)
+            raise Invalid.at(problems)
         count = queries.count_with_growth if growth else queries.count
         rows = await _read(database, lambda connection: count(connection, wanted))
         return {
@@ -210,14 +210,7 @@ def build_router(database: Database, definitions: dict[str, ReportDefinition], s
         definition = definitions.get(name)
         if definition is None:
             available = ", ".join(definitions)
-            raise ApiError(
-                404,
-                "not_found",
-                what={
-                    "de": f"Bericht „{name}“ (vorhanden: {available})",
-                    "en": f"Report '{name}' (available: {available})",
-                },
-            )
+            raise NotFound(f"Bericht „{name}“ (vorhanden: {available})", f"Report '{name}' (available: {available})")
         chosen = _format(format_, request.headers.get("accept", ""))
         language = negotiate(request.headers.get("accept-language"))
         built = await _read(
@@ -244,11 +237,7 @@ def build_router(database: Database, definitions: dict[str, ReportDefinition], s
 def _format(requested: str | None, accept: str) -> str:
     if requested is not None:
         if requested not in FORMATS:
-            raise ApiError(
-                422,
-                "validation_failed",
-                fields=[("format", "unknown_format", {"value": requested, "allowed": ", ".join(FORMATS)})],
-            )
+            raise Invalid("format", "unknown_format", value=requested, allowed=", ".join(FORMATS))
         return requested
     if "text/csv" in accept:
         return "csv"
