@@ -34,7 +34,8 @@ import types
 import typing
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 
@@ -46,19 +47,49 @@ from knotenpunkt.projection import EventFailed, ProjectionConsumer, Rejected
 from knotenpunkt.retry import TRANSIENT_ERRORS, Backoff
 from knotenpunkt.uow import Actor, Cause, UnitOfWork, UnitsOfWork
 
-__all__ = ["TRANSIENT_ERRORS", "EventConsumer", "EventHandler", "Rejected", "handled_event_types"]
+__all__ = ["TRANSIENT_ERRORS", "Batch", "EventConsumer", "EventHandler", "Rejected", "handled_event_types"]
 
 EventHandler = Callable[[Any, UnitOfWork], Awaitable[None]]
+
+EventT = TypeVar("EventT", bound=Event)
+
+
+@dataclass(frozen=True)
+class Batch(Generic[EventT]):
+    """Consecutive events of one type from a fetched batch, for a handler that applies many at
+    once (`on_x(batch: Batch[X], uow)`) with set-based SQL: one statement for hundreds of events
+    instead of several round trips each. The envelopes are in offset order per partition; a
+    handler publishes follow-up events with `uow.publish_all([(event, envelope), ...])` so each
+    names its own cause."""
+
+    envelopes: Sequence[Envelope]
+
+    @property
+    def events(self) -> list[EventT]:
+        return [envelope.event for envelope in self.envelopes]  # type: ignore[misc]
+
+    def __len__(self) -> int:
+        return len(self.envelopes)
+
 
 OFFSETS_TABLE = "consumer_offsets"
 
 
+def takes_batches(handler: EventHandler) -> bool:
+    """Whether the handler takes a `Batch[X]` rather than one event."""
+    parameters = list(inspect.signature(handler).parameters)
+    return bool(parameters) and typing.get_origin(typing.get_type_hints(handler).get(parameters[0])) is Batch
+
+
 def handled_event_types(handler: EventHandler) -> tuple[type[Event], ...]:
-    """The event types a handler takes, from its first parameter's annotation (`A | B` allowed)."""
+    """The event types a handler takes, from its first parameter's annotation (`A | B` allowed,
+    `Batch[A]` for a batch handler)."""
     parameters = list(inspect.signature(handler).parameters)
     if len(parameters) != 2:
         raise TypeError(f"{handler.__qualname__} must take (event, uow)")
     annotation = typing.get_type_hints(handler).get(parameters[0])
+    if typing.get_origin(annotation) is Batch:
+        annotation = typing.get_args(annotation)[0]
     members = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
     if typing.get_origin(annotation) is typing.Union:
         members = typing.get_args(annotation)
@@ -86,6 +117,7 @@ class HandlerProjection:
         self.name = name
         self._units = units
         self._handlers = dict(handlers)
+        self._batch_handlers = {handler for handler in self._handlers.values() if takes_batches(handler)}
         self._actor = actor
         # Outcomes of the transaction in flight; counted once it commits (a retried batch must
         # not count twice).
@@ -117,19 +149,34 @@ class HandlerProjection:
                 [envelope.id for envelope, _ in wanted],
             )
         )
+        runs: list[tuple[EventHandler, list[Envelope]]] = []
         for envelope, handler in wanted:
             if envelope.id not in fresh:
                 self._outcomes[(envelope.type, "duplicate")] += 1
                 continue
             fresh.discard(envelope.id)  # a second copy in the same batch is a duplicate too
-            uow = self._units.within(connection, Cause.of(envelope), self._actor)
+            # A batch handler takes the run of consecutive events it handles at once; the order
+            # of the batch is kept, so a person's events still apply in the order they happened.
+            if runs and runs[-1][0] is handler and handler in self._batch_handlers:
+                runs[-1][1].append(envelope)
+            else:
+                runs.append((handler, [envelope]))
+        for handler, envelopes_of_run in runs:
             started = time.perf_counter()
-            try:
-                await handler(envelope.event, uow)
-            except Exception as error:
-                raise EventFailed(envelope) from error
-            self._seconds.append((envelope.type, time.perf_counter() - started))
-            self._outcomes[(envelope.type, "applied")] += 1
+            if handler in self._batch_handlers:
+                # Which event of the run failed is unknown: the consumer then applies them one
+                # by one (a Batch of one each), so the error is not attributed to any of them.
+                await handler(Batch(envelopes_of_run), self._units.within(connection, Cause(), self._actor))
+            else:
+                [envelope] = envelopes_of_run
+                try:
+                    await handler(envelope.event, self._units.within(connection, Cause.of(envelope), self._actor))
+                except Exception as error:
+                    raise EventFailed(envelope) from error
+            seconds = (time.perf_counter() - started) / len(envelopes_of_run)
+            for envelope in envelopes_of_run:
+                self._seconds.append((envelope.type, seconds))
+                self._outcomes[(envelope.type, "applied")] += 1
 
     def committed(self) -> None:
         for (event_type, outcome), count in self._outcomes.items():

@@ -5,7 +5,6 @@ Pure contract code (pydantic only), so a partner agency can use it without our s
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -114,15 +113,15 @@ def decode(headers: Iterable[tuple[str, bytes | None]], body: bytes | None, topi
     if body is None:
         raise InvalidEvent("empty body")
     try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InvalidEvent(f"body is not valid JSON: {error.msg if hasattr(error, 'msg') else error}") from None
-    try:
-        event = model.model_validate(payload)
+        # pydantic parses and validates in one pass (no intermediate dicts): the consumers'
+        # hottest line.
+        event = model.model_validate_json(body)
     except ValidationError as error:
+        errors = error.errors(include_input=False, include_url=False)
+        if errors and errors[0]["type"] == "json_invalid":
+            raise InvalidEvent(f"body is not valid JSON: {errors[0]['msg']}") from None
         problems = "; ".join(
-            f"{'.'.join(str(part) for part in item['loc']) or 'body'}: {item['msg']}"
-            for item in error.errors(include_input=False, include_url=False)
+            f"{'.'.join(str(part) for part in item['loc']) or 'body'}: {item['msg']}" for item in errors
         )
         raise InvalidEvent(f"{event_type} does not match its contract: {problems}") from None
     return Envelope(

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Sequence
 
 import asyncpg
 from aiokafka.errors import KafkaError
@@ -71,17 +72,41 @@ async def add_to_outbox(
     `personal_data` marks the row for clearing at publish time; by default the topic decides
     (`carries_personal_data`). Pass True for an event with personal data on any other topic.
     """
-    target = topic or envelope.event.topic
-    await connection.execute(
+    await add_many_to_outbox(connection, [(envelope, topic)], personal_data=personal_data)
+
+
+async def add_many_to_outbox(
+    connection: asyncpg.Connection,
+    items: Sequence[tuple[Envelope, str | None]],
+    *,
+    personal_data: bool | None = None,
+) -> None:
+    """Record several events (each to its own topic, or the given one) in one round trip.
+
+    A consumer applying a batch publishes hundreds of events per transaction; one statement
+    each would make the database round trip, not the work, the limit.
+    """
+    if not items:
+        return
+    rows = []
+    for envelope, topic in items:
+        target = topic or envelope.event.topic
+        rows.append(
+            (
+                envelope.id,
+                target,
+                envelope.key,
+                envelope.type,
+                [[name, value.decode()] for name, value in envelope.headers()],
+                envelope.body(),
+                carries_personal_data(target) if personal_data is None else personal_data,
+            )
+        )
+    # executemany pipelines the rows: one round trip, not one per row.
+    await connection.executemany(
         "INSERT INTO outbox (event_id, topic, message_key, event_type, headers, body, personal_data) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        envelope.id,
-        target,
-        envelope.key,
-        envelope.type,
-        [[name, value.decode()] for name, value in envelope.headers()],
-        envelope.body(),
-        carries_personal_data(target) if personal_data is None else personal_data,
+        rows,
     )
     # Delivered only on commit: a wake-up hint for the relay, never the record itself.
     await connection.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)

@@ -314,6 +314,10 @@ class ProjectionConsumer:
         return self._consumer
 
     @property
+    def max_batch(self) -> int:
+        return self._max_batch
+
+    @property
     def topics(self) -> tuple[str, ...]:
         return tuple(self._topics)
 

@@ -24,7 +24,7 @@ from knotenpunkt.http import create_api
 from knotenpunkt.kafka import DeadLetterPublisher, Producer, ensure_topics
 from knotenpunkt.logging import configure_logging, get_logger
 from knotenpunkt.outbox import OutboxRelay
-from knotenpunkt.projection import ProjectionConsumer
+from knotenpunkt.projection import ProjectionConsumer, tune_gc_for_batches
 from knotenpunkt.retry import Backoff
 from knotenpunkt.settings import ServiceSettings
 from knotenpunkt.topics import TopicSpec, dead_letter_topic, event_topic
@@ -154,6 +154,8 @@ class ServiceRuntime:
         await ensure_topics(self.settings.kafka_bootstrap, self._topics)
         await self.producer.start()
         self.relay.start()
+        if self.consumers:
+            tune_gc_for_batches(max(consumer.max_batch for consumer in self.consumers))
         for consumer in self.consumers:
             await consumer.start()
             consumer.start_background()

@@ -80,7 +80,7 @@ class ServiceSettings(BaseSettings):
         description="Largest HTTP request body accepted, in bytes; a larger one is answered 413.",
     )
     consumer_batch_size: int = Field(
-        default=500, description="Most records an event consumer applies in one transaction."
+        default=2000, description="Most records an event consumer applies in one transaction."
     )
     consumer_stall_after_s: float = Field(
         default=300.0,

@@ -13,7 +13,7 @@ rule without SQL use `knotenpunkt.testing.FakeUnitOfWork`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -23,7 +23,7 @@ import asyncpg
 from knotenpunkt.db import Database
 from knotenpunkt.envelope import Envelope
 from knotenpunkt.events.base import Event
-from knotenpunkt.outbox import add_to_outbox
+from knotenpunkt.outbox import add_many_to_outbox, add_to_outbox
 
 
 @dataclass(frozen=True)
@@ -82,25 +82,33 @@ class UnitOfWork:
     def correlation_id(self) -> str:
         return self.cause.correlation_id
 
-    def envelope(self, event: Event) -> Envelope:
-        """The envelope `publish` would write: correlation id and causation from the cause."""
-        consumed = self.cause.consumed
+    def envelope(self, event: Event, cause: Envelope | None = None) -> Envelope:
+        """The envelope `publish` would write: correlation id and causation from the cause (or
+        from `cause`, the consumed event this one follows from, in a batch handler)."""
+        consumed = cause or self.cause.consumed
         return Envelope(
             event=event,
             source=self.source,
-            correlation_id=self.cause.correlation_id,
+            correlation_id=cause.correlation_id if cause is not None else self.cause.correlation_id,
             causation_id=str(consumed.id) if consumed is not None else None,
         )
 
-    async def publish(self, event: Event, topic: str | None = None) -> Envelope:
+    async def publish(self, event: Event, topic: str | None = None, *, cause: Envelope | None = None) -> Envelope:
         """Write the event to the outbox (to its own topic, or `topic`); returns its envelope.
 
         The same envelope may be published to a second topic by passing it to `publish_again`.
         """
-        envelope = self.envelope(event)
-        await add_to_outbox(self.connection, envelope, topic)
-        self.published.append(envelope)
+        [envelope] = await self.publish_all([(event, cause)], topic)
         return envelope
+
+    async def publish_all(
+        self, events: Sequence[tuple[Event, Envelope | None]], topic: str | None = None
+    ) -> list[Envelope]:
+        """Publish several events, each with its cause (None: the unit of work's), in one round trip."""
+        envelopes = [self.envelope(event, cause) for event, cause in events]
+        await add_many_to_outbox(self.connection, [(envelope, topic) for envelope in envelopes])
+        self.published.extend(envelopes)
+        return envelopes
 
     async def publish_again(self, envelope: Envelope, topic: str) -> None:
         """The same event (same id) on one more topic, e.g. a referral on the agency's topic."""

@@ -18,8 +18,8 @@ from cases.domain import (
     referral_outcome,
     service_lines_to_open,
 )
-from cases.repository import changed, now, open_case, record, remember, resolve_client
-from knotenpunkt.consumer import Rejected
+from cases.repository import Opening, changed, now, open_cases, record, remember, resolve_client, resolve_clients
+from knotenpunkt.consumer import Batch, Rejected
 from knotenpunkt.envelope import Envelope
 from knotenpunkt.events import (
     CaseClosed,
@@ -45,21 +45,30 @@ def _consumed(uow: UnitOfWork) -> Envelope:
 # --- the clients topic -----------------------------------------------------------------------
 
 
-async def on_client_registered(registered: ClientRegistered, uow: UnitOfWork) -> None:
-    """A registered person gets a case in every service line intake routed them to."""
-    await uow.connection.execute(
+async def on_client_registered(batch: Batch[ClientRegistered], uow: UnitOfWork) -> None:
+    """A registered person gets a case in every service line intake routed them to.
+
+    Applied many at a time (a backlog after an outage, a replay): one statement per table for
+    the whole run of registrations."""
+    await uow.connection.executemany(
         "INSERT INTO persons (client_id, office_id, service_line, registered_at) VALUES ($1, $2, $3, $4) "
         "ON CONFLICT (client_id) DO UPDATE SET office_id = EXCLUDED.office_id, "
         "service_line = EXCLUDED.service_line, registered_at = EXCLUDED.registered_at",
-        registered.client_id,
-        registered.office_id,
-        registered.service_line.value,
-        registered.registered_at,
+        [
+            (registered.client_id, registered.office_id, registered.service_line.value, registered.registered_at)
+            for registered in batch.events
+        ],
     )
     # A merge may have been seen first: the cases then belong to the surviving record.
-    client_id = await resolve_client(uow.connection, registered.client_id)
-    for service_line in service_lines_to_open(registered.service_line, registered.service_lines):
-        await open_case(uow, client_id, service_line, registered.office_id)
+    survivors = await resolve_clients(uow.connection, [registered.client_id for registered in batch.events])
+    await open_cases(
+        uow,
+        [
+            Opening(survivors[registered.client_id], service_line, registered.office_id, cause=envelope)
+            for envelope, registered in zip(batch.envelopes, batch.events, strict=True)
+            for service_line in service_lines_to_open(registered.service_line, registered.service_lines)
+        ],
+    )
 
 
 async def on_clients_merged(merged: ClientsMerged, uow: UnitOfWork) -> None:

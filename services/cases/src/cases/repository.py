@@ -8,6 +8,8 @@ concurrency, knotenpunkt.concurrency).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -71,25 +73,48 @@ async def record(uow: UnitOfWork, case_id: UUID, event: Event) -> Envelope:
 
 async def remember(connection: asyncpg.Connection, case_id: UUID, envelope: Envelope) -> None:
     """Keep an event in the case's history (also one another service published about the case)."""
-    await connection.execute(
+    await remember_all(connection, [(case_id, envelope)])
+
+
+async def remember_all(connection: asyncpg.Connection, entries: Sequence[tuple[UUID, Envelope]]) -> None:
+    """Keep events in their cases' histories, in one round trip."""
+    if not entries:
+        return
+    await connection.executemany(
         "INSERT INTO case_history (case_id, event_id, event_type, occurred_at, data) VALUES ($1, $2, $3, $4, $5)",
-        case_id,
-        envelope.id,
-        envelope.type,
-        envelope.time,
-        envelope.event.model_dump(mode="json"),
+        [
+            (case_id, envelope.id, envelope.type, envelope.time, envelope.event.model_dump(mode="json"))
+            for case_id, envelope in entries
+        ],
     )
 
 
 async def resolve_client(connection: asyncpg.Connection, client_id: UUID) -> UUID:
     """The surviving id of a person whose records may have been merged (possibly more than once)."""
-    seen = {client_id}
-    while True:
-        merged_into = await connection.fetchval("SELECT merged_into FROM persons WHERE client_id = $1", client_id)
-        if merged_into is None or merged_into in seen:
-            return client_id
-        seen.add(merged_into)
-        client_id = merged_into
+    return (await resolve_clients(connection, [client_id]))[client_id]
+
+
+async def resolve_clients(connection: asyncpg.Connection, client_ids: Sequence[UUID]) -> dict[UUID, UUID]:
+    """The surviving id of each person (merged records followed, possibly more than once): one
+    query for all, and one more per round of merges still to follow."""
+    survivors = {client_id: client_id for client_id in client_ids}
+    seen = {client_id: {client_id} for client_id in client_ids}
+    pending = set(client_ids)
+    while pending:
+        rows = await connection.fetch(
+            "SELECT client_id, merged_into FROM persons WHERE client_id = ANY($1::uuid[]) AND merged_into IS NOT NULL",
+            list({survivors[client_id] for client_id in pending}),
+        )
+        merged_into = {row["client_id"]: row["merged_into"] for row in rows}
+        still = set()
+        for client_id in pending:
+            target = merged_into.get(survivors[client_id])
+            if target is not None and target not in seen[client_id]:
+                seen[client_id].add(target)
+                survivors[client_id] = target
+                still.add(client_id)
+        pending = still
+    return survivors
 
 
 async def open_case_in_line(connection: asyncpg.Connection, client_id: UUID, service_line: ServiceLine) -> UUID | None:
@@ -99,6 +124,19 @@ async def open_case_in_line(connection: asyncpg.Connection, client_id: UUID, ser
         client_id,
         service_line.value,
     )
+
+
+@dataclass(frozen=True)
+class Opening:
+    """A case to open: for a person in a service line at an office."""
+
+    client_id: UUID
+    service_line: ServiceLine
+    office_id: str
+    case_manager_id: str | None = None
+    opened_by_hand: bool = False
+    # The consumed event the opening follows from (its CaseOpened names it as causation).
+    cause: Envelope | None = None
 
 
 async def open_case(
@@ -111,34 +149,59 @@ async def open_case(
 ) -> UUID | None:
     """Open a case (and publish CaseOpened) unless the person has an open one in that line;
     None when they have."""
-    case_id = uuid.uuid4()
-    opened_at = now()
-    inserted = await uow.connection.fetchval(
-        "INSERT INTO cases (case_id, client_id, service_line, office_id, opened_at, case_manager_id, opened_by_hand) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7) "
-        "ON CONFLICT (client_id, service_line) WHERE status = 'open' DO NOTHING RETURNING true",
-        case_id,
-        client_id,
-        service_line.value,
-        office_id,
-        opened_at,
-        case_manager_id,
-        opened_by_hand,
-    )
-    if not inserted:
-        return None
-    opened = CaseOpened(
-        client_id=client_id,
-        case_id=case_id,
-        service_line=service_line,
-        office_id=office_id,
-        opened_at=opened_at,
-        case_manager_id=case_manager_id,
-        opened_by_hand=opened_by_hand,
-    )
-    await record(uow, case_id, opened)
-    log.info("case opened", case_id=str(case_id), client_id=str(client_id), service_line=service_line.value)
+    [case_id] = await open_cases(uow, [Opening(client_id, service_line, office_id, case_manager_id, opened_by_hand)])
     return case_id
+
+
+async def open_cases(uow: UnitOfWork, openings: Sequence[Opening]) -> list[UUID | None]:
+    """Open the cases (one statement) and publish their CaseOpened; for each opening its case
+    id, or None where the person already has an open case in that line."""
+    if not openings:
+        return []
+    case_ids = [uuid.uuid4() for _ in openings]
+    opened_at = now()
+    rows = await uow.connection.fetch(
+        "INSERT INTO cases (case_id, client_id, service_line, office_id, opened_at, case_manager_id, opened_by_hand) "
+        "SELECT case_id, client_id, service_line, office_id, $5, case_manager_id, opened_by_hand "
+        "FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $6::text[], $7::boolean[]) "
+        "AS o (case_id, client_id, service_line, office_id, case_manager_id, opened_by_hand) "
+        "ON CONFLICT (client_id, service_line) WHERE status = 'open' DO NOTHING RETURNING case_id",
+        case_ids,
+        [opening.client_id for opening in openings],
+        [opening.service_line.value for opening in openings],
+        [opening.office_id for opening in openings],
+        opened_at,
+        [opening.case_manager_id for opening in openings],
+        [opening.opened_by_hand for opening in openings],
+    )
+    inserted = {row["case_id"] for row in rows}
+    opened = [(case_id, opening) for case_id, opening in zip(case_ids, openings, strict=True) if case_id in inserted]
+    envelopes = await uow.publish_all(
+        [
+            (
+                CaseOpened(
+                    client_id=opening.client_id,
+                    case_id=case_id,
+                    service_line=opening.service_line,
+                    office_id=opening.office_id,
+                    opened_at=opened_at,
+                    case_manager_id=opening.case_manager_id,
+                    opened_by_hand=opening.opened_by_hand,
+                ),
+                opening.cause,
+            )
+            for case_id, opening in opened
+        ]
+    )
+    history = [(case_id, envelope) for (case_id, _), envelope in zip(opened, envelopes, strict=True)]
+    await remember_all(uow.connection, history)
+    if len(opened) == 1:
+        case_id, opening = opened[0]
+        line = opening.service_line.value
+        log.info("case opened", case_id=str(case_id), client_id=str(opening.client_id), service_line=line)
+    elif opened:
+        log.info("cases opened", cases=len(opened))
+    return [case_id if case_id in inserted else None for case_id in case_ids]
 
 
 async def check_topics(connection: asyncpg.Connection, codes: list[str], field: str) -> None:

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from knotenpunkt import topics
 from knotenpunkt.db import Database
 from knotenpunkt.kafka import DeadLetterPublisher
-from knotenpunkt.projection import ProjectionConsumer, tune_gc_for_batches
+from knotenpunkt.projection import ProjectionConsumer
 from knotenpunkt.service import ServiceRuntime
 from stats import readmodel, staff
 from stats.api import build_router
@@ -63,7 +63,6 @@ def create_app(settings: StatsSettings | None = None) -> FastAPI:
     runtime.on_startup(prepare)
     runtime.include_router(build_router(runtime.database, definitions, settings.report_suppression_threshold))
 
-    tune_gc_for_batches(settings.projection_batch_size)
     runtime.run_consumer(consumer)
     app = runtime.app
     return app

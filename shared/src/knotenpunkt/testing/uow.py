@@ -8,7 +8,7 @@ passing by accident.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -38,19 +38,25 @@ class FakeUnitOfWork:
     def correlation_id(self) -> str:
         return self.cause.correlation_id
 
-    def envelope(self, event: Event) -> Envelope:
-        consumed = self.cause.consumed
+    def envelope(self, event: Event, cause: Envelope | None = None) -> Envelope:
+        consumed = cause or self.cause.consumed
         return Envelope(
             event=event,
             source=self.source,
-            correlation_id=self.cause.correlation_id,
+            correlation_id=cause.correlation_id if cause is not None else self.cause.correlation_id,
             causation_id=str(consumed.id) if consumed is not None else None,
         )
 
-    async def publish(self, event: Event, topic: str | None = None) -> Envelope:
-        envelope = self.envelope(event)
-        self.published.append((envelope, topic or event.topic))
+    async def publish(self, event: Event, topic: str | None = None, *, cause: Envelope | None = None) -> Envelope:
+        [envelope] = await self.publish_all([(event, cause)], topic)
         return envelope
+
+    async def publish_all(
+        self, events: Sequence[tuple[Event, Envelope | None]], topic: str | None = None
+    ) -> list[Envelope]:
+        envelopes = [self.envelope(event, cause) for event, cause in events]
+        self.published.extend((envelope, topic or envelope.event.topic) for envelope in envelopes)
+        return envelopes
 
     async def publish_again(self, envelope: Envelope, topic: str) -> None:
         self.published.append((envelope, topic))
