@@ -71,8 +71,22 @@ async def replay(
     event_id: str | None = None,
     topic: str = DEAD_LETTER,
 ) -> int:
-    """Republish the matching dead letters to their origin topics; returns how many."""
-    chosen = [d for d in await read_dead_letters(bootstrap, topic) if d.matches(group, origin_topic, event_id)]
+    """Republish the matching dead letters to their origin topics; returns how many.
+
+    A truncated copy (the original was too large to copy whole) is not replayed: its value is
+    incomplete. The original is still on its origin topic at the offset the copy names."""
+    chosen = []
+    for letter in await read_dead_letters(bootstrap, topic):
+        if not letter.matches(group, origin_topic, event_id):
+            continue
+        if letter.meta.get("dlq_truncated") == "true":
+            print(
+                f"skipped dead letter {letter.offset}: truncated copy of "
+                f"{letter.meta.get('dlq_origin_topic')}@{letter.meta.get('dlq_origin_partition')}:"
+                f"{letter.meta.get('dlq_origin_offset')} ({letter.meta.get('dlq_original_size')} bytes)"
+            )
+            continue
+        chosen.append(letter)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
     await producer.start()
     try:
