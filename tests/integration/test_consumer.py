@@ -19,6 +19,7 @@ from prometheus_client import REGISTRY
 
 from knotenpunkt.consumer import EventConsumer, EventHandler
 from knotenpunkt.db import Database
+from knotenpunkt.deadletters import replay
 from knotenpunkt.envelope import Envelope
 from knotenpunkt.events import ClientRegistered
 from knotenpunkt.events.common import AgeBand, ServiceLine
@@ -214,7 +215,6 @@ async def test_a_failure_that_does_not_go_away_is_dead_lettered_after_the_bound(
 
 async def test_a_dead_lettered_event_is_applied_once_after_replay(infra, effects_db: Database) -> None:
     from knotenpunkt.consumer import Rejected
-    from knotenpunkt.deadletters import replay
 
     topic = await create_topic(infra.kafka_bootstrap, unique("events"), partitions=1)
     dead_letters = await create_topic(infra.kafka_bootstrap, unique("dlq"), partitions=1)
@@ -322,6 +322,8 @@ async def test_a_record_just_under_the_broker_limit_is_dead_lettered_truncated_a
     assert headers["dlq_original_size"] == str(len(blob)).encode()
     assert (headers["dlq_origin_topic"], headers["dlq_origin_offset"]) == (topic.encode(), b"0")
     assert 0 < len(dead.value) < len(blob) and blob.startswith(dead.value)
+    # An incomplete copy is never replayed: the original is still at its origin offset.
+    assert await replay(infra.kafka_bootstrap, group=group, topic=dead_letters) == 0
 
 
 class _UnreachableDeadLetters(DeadLetterPublisher):
