@@ -25,36 +25,27 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from knotenpunkt import topics
-from knotenpunkt.envelope import Envelope, InvalidEvent, decode
+from knotenpunkt.envelope import Envelope
 from knotenpunkt.events import ClientRegistered
 from knotenpunkt.events.common import AgeBand, ServiceLine
 from knotenpunkt.kafka import ensure_topics
 from knotenpunkt.localinfra import free_ports
 from knotenpunkt.localinfra.postgres import ensure_database
+from knotenpunkt.projection import tune_gc_for_batches
 from knotenpunkt.testing.infrastructure import Infrastructure, infrastructure
 from knotenpunkt.topics import event_topic
+from tests.bench.raw import Rate, end_total, raw_decode
 from tests.bench.stats_throughput import service_env
 
 ROOT = Path(__file__).resolve().parents[2]
 OFFICES = ("rsc-hamborn", "rsc-rheinhausen", "rsc-mitte")
-
-
-@dataclass
-class Rate:
-    events: int
-    seconds: float
-
-    @property
-    def per_second(self) -> float:
-        return self.events / self.seconds if self.seconds else 0.0
 
 
 async def publish_registrations(bootstrap: str, events: int) -> None:
@@ -82,50 +73,6 @@ async def publish_registrations(bootstrap: str, events: int) -> None:
         await asyncio.gather(*pending)
     finally:
         await producer.stop()
-
-
-async def partitions_of(consumer: AIOKafkaConsumer, names: Sequence[str]) -> list[TopicPartition]:
-    await consumer._client.force_metadata_update()
-    return [TopicPartition(name, p) for name in names for p in sorted(consumer.partitions_for_topic(name) or ())]
-
-
-async def end_total(bootstrap: str, names: Sequence[str]) -> int:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        return sum((await consumer.end_offsets(await partitions_of(consumer, names))).values())
-    finally:
-        await consumer.stop()
-
-
-async def raw_decode(bootstrap: str, names: Sequence[str], batch: int = 5000) -> Rate:
-    """The ceiling: fetch and decode every record of the topics, nothing else."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=4 * 1024 * 1024,
-        fetch_max_bytes=64 * 1024 * 1024,
-    )
-    await consumer.start()
-    try:
-        partitions = await partitions_of(consumer, names)
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        total = sum((await consumer.end_offsets(partitions)).values())
-        decoded = 0
-        started = time.perf_counter()
-        while decoded < total:
-            fetched = await consumer.getmany(timeout_ms=1000, max_records=batch)
-            for records in fetched.values():
-                for record in records:
-                    try:
-                        decode(record.headers or (), record.value, record.topic)
-                    except InvalidEvent:
-                        pass
-                    decoded += 1
-        return Rate(decoded, time.perf_counter() - started)
-    finally:
-        await consumer.stop()
 
 
 def stored_offsets(table: str, names: Sequence[str]) -> Callable[[str], Awaitable[int]]:
@@ -196,6 +143,8 @@ async def run(infra: Infrastructure, events: int, state: Path) -> None:
     await ensure_topics(
         infra.kafka_bootstrap, [event_topic(name, 3) for name in (topics.CLIENTS, topics.CASES, topics.REFERRALS)]
     )
+    # The same garbage collection settings as the service processes: a fair ceiling.
+    tune_gc_for_batches(5000)
     print(f"publishing {events:,} ClientRegistered events ...")
     await publish_registrations(infra.kafka_bootstrap, events)
     processes: list[asyncio.subprocess.Process] = []

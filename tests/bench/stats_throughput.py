@@ -30,15 +30,14 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from knotenpunkt.envelope import InvalidEvent, decode
 from knotenpunkt.kafka import ensure_topics
 from knotenpunkt.localinfra import free_ports
 from knotenpunkt.localinfra.postgres import ensure_database
 from knotenpunkt.projection import tune_gc_for_batches
 from knotenpunkt.testing.infrastructure import Infrastructure, infrastructure
 from knotenpunkt.topics import event_topic
+from tests.bench.raw import raw_decode as raw_decode_topics
 from tests.bench.stats_stream import LIFECYCLE_TOPICS, Expected, count, publish_stream, stream
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,38 +93,8 @@ async def produce(bootstrap: str, events: int) -> Expected:
 
 
 async def raw_decode(bootstrap: str, batch: int) -> Sampled:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=4 * 1024 * 1024,
-        fetch_max_bytes=64 * 1024 * 1024,
-    )
-    await consumer.start()
-    try:
-        await consumer._client.force_metadata_update()
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in LIFECYCLE_TOPICS
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        total = sum(ends.values())
-        decoded = 0
-        started = time.perf_counter()
-        while decoded < total:
-            fetched = await consumer.getmany(timeout_ms=1000, max_records=batch)
-            for records in fetched.values():
-                for record in records:
-                    try:
-                        decode(record.headers or (), record.value, record.topic)
-                    except InvalidEvent:
-                        pass
-                    decoded += 1
-        return Sampled(time.perf_counter() - started, decoded, rss_mb(os.getpid())[1])
-    finally:
-        await consumer.stop()
+    rate = await raw_decode_topics(bootstrap, list(LIFECYCLE_TOPICS), batch)
+    return Sampled(rate.seconds, rate.events, rss_mb(os.getpid())[1])
 
 
 def service_env(infra: Infrastructure, dsn: str, port: int, batch: int) -> dict[str, str]:

@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import asyncpg
 
 from knotenpunkt.db import Database
 from knotenpunkt.envelope import Envelope
 from knotenpunkt.events.base import Event
-from knotenpunkt.outbox import add_many_to_outbox, add_to_outbox
+from knotenpunkt.outbox import add_many_to_outbox
 
 
 @dataclass(frozen=True)
@@ -76,11 +76,16 @@ class UnitOfWork:
         self.source = source
         self.cause = cause
         self.actor = actor
-        self.published: list[Envelope] = []
+        # What this unit of work published, with the topic: (envelope, topic).
+        self.published: list[tuple[Envelope, str]] = []
 
     @property
     def correlation_id(self) -> str:
         return self.cause.correlation_id
+
+    @property
+    def events(self) -> list[Event]:
+        return [envelope.event for envelope, _ in self.published]
 
     def envelope(self, event: Event, cause: Envelope | None = None) -> Envelope:
         """The envelope `publish` would write: correlation id and causation from the cause (or
@@ -106,24 +111,30 @@ class UnitOfWork:
     ) -> list[Envelope]:
         """Publish several events, each with its cause (None: the unit of work's), in one round trip."""
         envelopes = [self.envelope(event, cause) for event, cause in events]
-        await add_many_to_outbox(self.connection, [(envelope, topic) for envelope in envelopes])
-        self.published.extend(envelopes)
+        await self._write([(envelope, topic or envelope.event.topic) for envelope in envelopes])
         return envelopes
 
     async def publish_again(self, envelope: Envelope, topic: str) -> None:
         """The same event (same id) on one more topic, e.g. a referral on the agency's topic."""
-        await add_to_outbox(self.connection, envelope, topic)
+        await self._write([(envelope, topic)])
+
+    async def _write(self, items: list[tuple[Envelope, str]]) -> None:
+        await add_many_to_outbox(self.connection, items)
+        self.published.extend(items)
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
         """A nested transaction: a failure inside rolls back only what was done inside."""
         published = len(self.published)
         try:
-            async with self.connection.transaction():
+            async with self._nested():
                 yield
         except BaseException:
             del self.published[published:]
             raise
+
+    def _nested(self) -> AbstractAsyncContextManager[Any]:
+        return self.connection.transaction()
 
 
 class UnitsOfWork:
