@@ -355,7 +355,10 @@ async def test_a_consumer_that_cannot_get_past_a_record_reports_itself_stalled(i
         lag = REGISTRY.get_sample_value("knotenpunkt_consumer_lag", {"group": group, "topic": topic, "partition": "0"})
         assert lag == 2
         await eventually(
-            lambda: _async(REGISTRY.get_sample_value("knotenpunkt_consumer_stalled", {"group": group}) == 1)
+            lambda: _async(
+                REGISTRY.get_sample_value("knotenpunkt_consumer_stalled", {"group": group, "consumer": consumer.name})
+                == 1
+            )
         )
         assert await count_rows(effects_db, "SELECT count(*) FROM effects") == 0  # nothing skipped past it
     finally:

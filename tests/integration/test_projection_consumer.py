@@ -295,3 +295,55 @@ async def _equals(value: Awaitable[int], expected: int) -> bool:
 
 async def _at_least(value: Awaitable[int], expected: int) -> bool:
     return await value >= expected
+
+
+class _FailingPrepare(Effects):
+    """A read model whose transactions fail a few times before any event is touched (outside
+    the per-event savepoints), with an error no retry policy knows."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+        self.prepared = False
+
+    async def prepare(self, connection: asyncpg.Connection) -> None:
+        # Only in batch transactions: reading the stored offsets at assignment works.
+        if self.failures > 0 and self.batch_sizes == [] and self.prepared:
+            self.failures -= 1
+            raise RuntimeError("a bug outside the events")
+        self.prepared = True
+
+
+async def test_a_batch_whose_failure_escapes_is_fetched_again_not_skipped(infra, effects_db: Database) -> None:
+    topic = await create_topic(infra.kafka_bootstrap, unique("events"), partitions=1)
+    await publish(infra.kafka_bootstrap, topic, [registered() for _ in range(30)])
+    projection = _FailingPrepare(failures=2)
+
+    # Batches of 10: while the first one fails, the next ones are already fetched ahead.
+    async with projecting(infra, effects_db, [topic], projection, unique("group"), max_batch=10):
+        await eventually(lambda: _equals(stored_total(effects_db), 30))
+
+    assert projection.failures == 0
+    assert await count_rows(effects_db, "SELECT count(*) FROM effects") == 30
+    assert await count_rows(effects_db, "SELECT count(DISTINCT client_id) FROM effects") == 30
+
+
+async def test_a_read_only_database_holds_the_batch_instead_of_dead_lettering_it(infra, effects_db: Database) -> None:
+    topic = await create_topic(infra.kafka_bootstrap, unique("events"), partitions=1)
+    dead_letters = await create_topic(infra.kafka_bootstrap, unique("dlq"), partitions=1)
+    await publish(infra.kafka_bootstrap, topic, [registered() for _ in range(5)])
+    read_only = {"left": 6}
+
+    async def failover_in_progress(envelope: Envelope) -> None:
+        # What every statement meets while a primary is being replaced by a read-only standby.
+        if read_only["left"] > 0:
+            read_only["left"] -= 1
+            raise asyncpg.ReadOnlySQLTransactionError("cannot execute INSERT in a read-only transaction")
+
+    async with projecting(
+        infra, effects_db, [topic], Effects(fail=failover_in_progress), unique("group"), dead_letter_topic=dead_letters
+    ):
+        await eventually(lambda: _equals(stored_total(effects_db), 5))
+
+    assert await count_rows(effects_db, "SELECT count(*) FROM effects") == 5
+    assert await read_topic(infra.kafka_bootstrap, dead_letters) == []

@@ -219,4 +219,6 @@ class EventConsumer(ProjectionConsumer):
             backoff=backoff or Backoff(max_attempts=12),
             pattern=pattern,
             stall_after_s=stall_after_s,
+            # Before decision 10 the handlers' positions lived only in Kafka.
+            seed_from_group_offsets=True,
         )

@@ -16,7 +16,7 @@ import structlog
 from fastapi import Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,6 +26,7 @@ from knotenpunkt.i18n import message, negotiate
 from knotenpunkt.logging import get_logger
 from knotenpunkt.openapi import install_docs, install_openapi, iter_routes
 from knotenpunkt.request_guard import refuse_control_characters
+from knotenpunkt.retry import is_transient
 from knotenpunkt.uow import Actor, Cause, UnitOfWork, UnitsOfWork
 
 CORRELATION_HEADER = "X-Correlation-ID"
@@ -235,7 +236,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
         # Logged with the traceback for operators; the client sees no internals.
         log.exception("unhandled error", path=request.url.path)
-        status = 503 if isinstance(error, OSError | asyncpg.PostgresConnectionError) else 500
+        # The database or a broker is down or overloaded for a moment: "try again", not a bug.
+        status = 503 if is_transient(error) else 500
         return JSONResponse(status_code=status, content=error_body(_language(request), "internal_error"))
 
 
@@ -300,7 +302,7 @@ async def run_command(
     scope: str,
     payload: Any = None,
     status_code: int = 200,
-) -> JSONResponse:
+) -> Response:
     """Run a command's use case in one unit of work; with an Idempotency-Key, store its answer
     and repeat it.
 
@@ -323,32 +325,31 @@ async def run_command(
         content = jsonable_encoder(result)
         if key:
             await _store_answer(uow.connection, scope, key, status_code, content)
-    if result is None and status_code == 204:
-        return JSONResponse(status_code=204, content=None)
+    if status_code == 204:
+        return Response(status_code=204)
     return JSONResponse(status_code=status_code, content=content)
 
 
 async def _claim_key(connection: asyncpg.Connection, scope: str, key: str, request_hash: str) -> JSONResponse | None:
-    """Claim an Idempotency-Key; the stored answer when it was used before with the same body."""
-    first = await connection.fetchval(
+    """Claim an Idempotency-Key; the stored answer when it was used before with the same body.
+
+    One statement: it inserts the key, or locks and returns the row already there (a request
+    with the same key still in flight is waited for), so no housekeeping between two statements
+    can leave a claimed key without its row."""
+    claimed = await connection.fetchrow(
         "INSERT INTO idempotency_keys (scope, idempotency_key, request_hash) VALUES ($1, $2, $3) "
-        "ON CONFLICT DO NOTHING RETURNING true",
+        "ON CONFLICT (scope, idempotency_key) DO UPDATE SET scope = idempotency_keys.scope "
+        "RETURNING xmax = 0 AS first, request_hash, status_code, response_body",
         scope,
         key,
         request_hash,
     )
-    if first:
+    if claimed["first"]:
         return None
-    stored = await connection.fetchrow(
-        "SELECT request_hash, status_code, response_body FROM idempotency_keys "
-        "WHERE scope = $1 AND idempotency_key = $2",
-        scope,
-        key,
-    )
-    if stored["request_hash"] != request_hash:
+    if claimed["request_hash"] != request_hash:
         raise ApiError(422, "idempotency_key_reused")
     return JSONResponse(
-        status_code=stored["status_code"], content=stored["response_body"], headers={"Idempotent-Replayed": "true"}
+        status_code=claimed["status_code"], content=claimed["response_body"], headers={"Idempotent-Replayed": "true"}
     )
 
 

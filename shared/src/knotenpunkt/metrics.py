@@ -27,8 +27,9 @@ CONSUMER_LAG = Gauge(
 )
 CONSUMER_STALLED = Gauge(
     "knotenpunkt_consumer_stalled",
-    "1 while records have waited on a partition of the group without progress for longer than allowed.",
-    ["group"],
+    "1 while records have waited on a partition of the consumer without progress for longer than allowed "
+    "(evaluated when scraped).",
+    ["group", "consumer"],
 )
 OUTBOX_BACKLOG = Gauge(
     "knotenpunkt_outbox_backlog",

@@ -54,7 +54,7 @@ from knotenpunkt.errors import DomainError
 from knotenpunkt.kafka import DeadLetterPublisher
 from knotenpunkt.logging import get_logger
 from knotenpunkt.metrics import CONSUMER_LAG, CONSUMER_STALLED, EVENTS_HANDLED
-from knotenpunkt.retry import TRANSIENT_ERRORS, Backoff
+from knotenpunkt.retry import TRANSIENT_ERRORS, Backoff, database_failing, is_transient
 
 __all__ = ["Backoff", "EventFailed", "Projection", "ProjectionConsumer", "Rejected", "offsets_table_ddl"]
 
@@ -182,6 +182,7 @@ class ProjectionConsumer:
         idle_check_s: float = 1.0,
         pattern: str | None = None,
         stall_after_s: float = 300.0,
+        seed_from_group_offsets: bool = False,
     ) -> None:
         self.projection = projection
         self.stats = ProjectionStats()
@@ -199,6 +200,11 @@ class ProjectionConsumer:
         self._stall_after_s = stall_after_s
         # The label of this consumer's metrics: its group, or the projection for a rebuild.
         self._metrics_label = group_id or projection.name
+        # An upgrade from Kafka-committed positions: see `_initial_offsets`.
+        self._seed_from_group_offsets = seed_from_group_offsets
+        # Per partition, the offset after the last record fetched: what is below it and not yet
+        # stored is waiting in this process; above it there may be only transaction markers.
+        self._fetched_end: dict[TopicPartition, int] = {}
         # Since when a partition has had records waiting without any progress (lag > 0).
         self._waiting_since: dict[TopicPartition, float] = {}
         self._consumer: AIOKafkaConsumer | None = None
@@ -230,7 +236,10 @@ class ProjectionConsumer:
             max_poll_interval_ms=600_000,
             # A pattern subscription (the agencies' answer topics) notices a new topic within a minute.
             metadata_max_age_ms=60_000,
+            # A partner may write its answers in Kafka transactions: what it aborted never applies.
+            isolation_level="read_committed",
         )
+        CONSUMER_STALLED.labels(self._metrics_label, self.name).set_function(lambda: 1.0 if self.stalled() else 0.0)
         await self._consumer.start()
         if self._group_id is None:
             partitions = await self._all_partitions()
@@ -277,6 +286,10 @@ class ProjectionConsumer:
                 attempt += 1
                 delay = self._backoff.delay(attempt)
                 log.exception("projection loop failed; restarting", projection=self.projection.name, retry_in_s=delay)
+                # What was fetched ahead lies beyond the batch that failed: fetch again from
+                # the stored offsets, or a later batch would store offsets past it.
+                async with self._lock:
+                    self._reset_positions()
                 await asyncio.sleep(delay)
 
     async def run(self) -> None:
@@ -314,6 +327,11 @@ class ProjectionConsumer:
         return self._consumer
 
     @property
+    def name(self) -> str:
+        """The consumer's group (or projection) and what it reads, for metrics and logs."""
+        return f"{self._metrics_label}:{self._pattern or ','.join(self._topics)}"
+
+    @property
     def max_batch(self) -> int:
         return self._max_batch
 
@@ -340,18 +358,22 @@ class ProjectionConsumer:
         )
         if not stuck:
             return None
-        return f"{self._metrics_label}: no progress for over {self._stall_after_s:g} s on {', '.join(stuck)}"
+        return f"{self.name}: no progress for over {self._stall_after_s:g} s on {', '.join(stuck)}"
 
-    def _observe_lag(self, progressed: Iterable[TopicPartition] = ()) -> None:
+    async def _observe_lag(self, progressed: Iterable[TopicPartition] = ()) -> None:
         """Lag per partition from the fetcher's high watermark (no extra request), and the time
         since records have been waiting without progress."""
         now = time.monotonic()
         progressed = set(progressed)
-        for tp, stored in self._stored.items():
+        for tp, stored in list(self._stored.items()):
             highwater = self.kafka.highwater(tp) if self._consumer is not None else None
             if highwater is None:
                 continue
             lag = max(0, highwater - stored)
+            if lag and stored >= self._fetched_end.get(tp, -1) and await self._fetched_past(tp, highwater):
+                # Everything fetched is applied and the fetcher is at the end: what remains
+                # below the high watermark are transaction markers, which are never delivered.
+                lag = 0
             CONSUMER_LAG.labels(self._metrics_label, tp.topic, str(tp.partition)).set(lag)
             if lag == 0 or tp in progressed:
                 self._waiting_since.pop(tp, None)
@@ -361,7 +383,14 @@ class ProjectionConsumer:
                 self._waiting_since.setdefault(tp, now)
         for tp in [tp for tp in self._waiting_since if tp not in self._stored]:
             del self._waiting_since[tp]
-        CONSUMER_STALLED.labels(self._metrics_label).set(1 if self.stalled() else 0)
+
+    async def _fetched_past(self, tp: TopicPartition, highwater: int) -> bool:
+        try:
+            return await self.kafka.position(tp) >= highwater
+        except KafkaError:
+            return False
+        except Exception:  # no longer assigned (a rebalance meanwhile)
+            return False
 
     # --- one batch ------------------------------------------------------------------------
 
@@ -386,11 +415,15 @@ class ProjectionConsumer:
             batch = {tp: rows for tp, rows in decoded.items() if rows and tp in self._stored}
             if not batch:
                 await self._idle_check()
-                self._observe_lag()
+                await self._observe_lag()
                 return
             before = {tp: self._stored.get(tp) for tp in batch}
+            now = time.monotonic()
+            for tp in batch:
+                # Records are waiting from now on: a batch that hangs shows as a stall.
+                self._waiting_since.setdefault(tp, now)
             await self._apply_batch(batch, invalid)
-            self._observe_lag(progressed=[tp for tp in batch if self._stored.get(tp) != before[tp]])
+            await self._observe_lag(progressed=[tp for tp in batch if self._stored.get(tp) != before[tp]])
 
     async def _fetch_ahead(self) -> None:
         while True:
@@ -405,6 +438,8 @@ class ProjectionConsumer:
             decoded: dict[TopicPartition, list[tuple[ConsumerRecord, Envelope | None]]] = {}
             invalid: list[tuple[ConsumerRecord, str]] = []
             for tp, records in fetched.items():
+                if records:
+                    self._fetched_end[tp] = records[-1].offset + 1
                 rows = decoded.setdefault(tp, [])
                 for index, record in enumerate(records):
                     if index % 100 == 99:
@@ -481,7 +516,7 @@ class ProjectionConsumer:
                 raise
             except Exception as error:
                 cause = error.__cause__ if isinstance(error, EventFailed) else error
-                transient = isinstance(cause, PROJECTION_TRANSIENT_ERRORS)
+                transient = is_transient(cause, PROJECTION_TRANSIENT_ERRORS)
                 if not isolate and (not transient or self._backoff.max_attempts is not None):
                     if isinstance(error, EventFailed):
                         tries[id(error.envelope)] = 1  # the batch's try was that event's first
@@ -574,7 +609,7 @@ class ProjectionConsumer:
                         await self.projection.apply(connection, [envelope])
                 except Exception as raised:
                     error = raised.__cause__ if isinstance(raised, EventFailed) and raised.__cause__ else raised
-                    if connection.is_closed():
+                    if connection.is_closed() or database_failing(error):
                         raise  # the database itself failed: the whole batch waits for it
                     if isinstance(error, PROJECTION_TRANSIENT_ERRORS):
                         if self._backoff.max_attempts is None:
@@ -628,17 +663,22 @@ class ProjectionConsumer:
     # --- offsets: stored in PostgreSQL, mirrored to Kafka ------------------------------------
 
     async def _read_stored(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
-        """Stored offsets of the partitions; rows are created (at 0) so that batches can lock them."""
+        """Stored offsets of the partitions; rows are created so that batches can lock them.
+
+        Retried until it works, whatever the error: the rebalance listener that calls it has no
+        one to report to (aiokafka logs and drops its exceptions), and a partition without a
+        stored offset would be silently ignored."""
         attempt = 0
         while True:
             attempt += 1
             try:
+                initial = await self._initial_offsets(partitions)
                 async with self._database.transaction() as connection:
                     await self.projection.prepare(connection)
                     await connection.executemany(
                         f"INSERT INTO {self._offsets_table} (consumer, topic, partition, next_offset) "
-                        "VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",
-                        [(self.projection.name, tp.topic, tp.partition) for tp in partitions],
+                        "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                        [(self.projection.name, tp.topic, tp.partition, initial.get(tp, 0)) for tp in partitions],
                     )
                     rows = await connection.fetch(
                         f"SELECT topic, partition, next_offset FROM {self._offsets_table} WHERE consumer = $1",
@@ -646,10 +686,41 @@ class ProjectionConsumer:
                     )
                 stored = {TopicPartition(row["topic"], row["partition"]): row["next_offset"] for row in rows}
                 return {tp: stored.get(tp, 0) for tp in partitions}
-            except PROJECTION_TRANSIENT_ERRORS as error:
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
                 delay = self._backoff.delay(attempt)
-                log.warning("cannot read stored offsets; retrying", error=type(error).__name__, retry_in_s=delay)
+                if is_transient(error, (*PROJECTION_TRANSIENT_ERRORS, KafkaError)):
+                    log.warning("cannot read stored offsets; retrying", error=type(error).__name__, retry_in_s=delay)
+                else:
+                    log.exception("cannot read stored offsets; retrying", retry_in_s=delay)
                 await asyncio.sleep(delay)
+
+    async def _initial_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        """Where a partition without a stored offset starts: at 0, except right after the upgrade
+        from consumers that kept their positions only in Kafka (decision 10). A database that
+        has applied events of this group before but stores no position for it is that upgrade;
+        it resumes at the group's committed offsets, so that nothing applied or dead-lettered
+        back then is applied again. A new or emptied database replays from 0."""
+        if not self._seed_from_group_offsets or self._group_id is None:
+            return {}
+        async with self._database.connection() as connection:
+            positions = await connection.fetchval(
+                f"SELECT count(*) FROM {self._offsets_table} WHERE consumer = $1", self.projection.name
+            )
+            applied_before = await connection.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM processed_events WHERE consumer = $1)", self.projection.name
+            )
+        if positions or not applied_before:
+            return {}
+        initial = {}
+        for tp in partitions:
+            committed = await self.kafka.committed(tp)
+            if committed is not None and committed > 0:
+                initial[tp] = committed
+        if initial:
+            log.info("first start with stored offsets: resuming at the group's committed ones", partitions=len(initial))
+        return initial
 
     async def _on_assigned(self, partitions: Sequence[TopicPartition]) -> None:
         if not partitions:
@@ -664,6 +735,10 @@ class ProjectionConsumer:
         async with self._lock:
             for tp in partitions:
                 self._stored.pop(tp, None)
+                self._fetched_end.pop(tp, None)
+                # Another member reports this partition's lag from now on.
+                with contextlib.suppress(KeyError):
+                    CONSUMER_LAG.remove(self._metrics_label, tp.topic, str(tp.partition))
             self._generation += 1
 
     async def _idle_check(self) -> None:
@@ -703,8 +778,12 @@ class ProjectionConsumer:
         if self._group_id is None or not offsets:
             return
         try:
-            await self.kafka.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in offsets.items()})
-        except KafkaError as error:
+            # Bounded: aiokafka retries an unavailable coordinator for ever, and this runs while
+            # the batch lock is held.
+            await asyncio.wait_for(
+                self.kafka.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in offsets.items()}), timeout=5
+            )
+        except (KafkaError, TimeoutError) as error:
             # Only for lag monitoring; the stored offsets are what counts.
             log.debug("offset mirror to Kafka failed", error=type(error).__name__)
 

@@ -41,3 +41,23 @@ class Backoff:
 
     def gives_up_after(self, attempt: int) -> bool:
         return self.max_attempts is not None and attempt >= self.max_attempts
+
+
+# SQLSTATEs of a database that is failing as a whole, not of one event: read-only (a failover in
+# progress), insufficient resources (disk full, out of memory), operator intervention, system
+# and internal errors. Waiting is right for them; dead-lettering would empty a whole batch into
+# the dead-letter topic because of the database.
+_DATABASE_FAILING_SQLSTATES = ("25006",)
+_DATABASE_FAILING_CLASSES = ("53", "57", "58", "XX")
+
+
+def database_failing(error: BaseException) -> bool:
+    sqlstate = getattr(error, "sqlstate", None)
+    if not isinstance(error, asyncpg.PostgresError) or not isinstance(sqlstate, str):
+        return False
+    return sqlstate in _DATABASE_FAILING_SQLSTATES or sqlstate[:2] in _DATABASE_FAILING_CLASSES
+
+
+def is_transient(error: BaseException, also: tuple[type[BaseException], ...] = ()) -> bool:
+    """Whether waiting and trying again can fix the error."""
+    return isinstance(error, TRANSIENT_ERRORS + also) or database_failing(error)
