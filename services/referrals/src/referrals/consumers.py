@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from knotenpunkt import topics
-from knotenpunkt.consumer import Rejected
+from knotenpunkt.consumer import Batch, Rejected
 from knotenpunkt.events import (
     CaseAssigned,
     CaseOpened,
@@ -29,15 +29,15 @@ from referrals.domain import Clock, NotTheirs, TransitionRefused
 # --- cases, as told by the cases service ----------------------------------------------------
 
 
-async def on_case_opened(event: CaseOpened, uow: UnitOfWork) -> None:
-    await uow.connection.execute(
+async def on_case_opened(batch: Batch[CaseOpened], uow: UnitOfWork) -> None:
+    """Every new case becomes known; a run of them (a backlog, a replay) in one round trip."""
+    await uow.connection.executemany(
         "INSERT INTO known_cases (case_id, client_id, service_line, office_id, case_manager_id) "
         "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (case_id) DO NOTHING",
-        event.case_id,
-        event.client_id,
-        event.service_line.value,
-        event.office_id,
-        event.case_manager_id,
+        [
+            (event.case_id, event.client_id, event.service_line.value, event.office_id, event.case_manager_id)
+            for event in batch.events
+        ],
     )
 
 
