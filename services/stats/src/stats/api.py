@@ -9,7 +9,6 @@ from typing import Annotated, Any, TypeVar
 
 import asyncpg
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import JSONResponse
 
 from knotenpunkt.db import Database
 from knotenpunkt.errors import Invalid, NotFound
@@ -17,6 +16,16 @@ from knotenpunkt.i18n import negotiate, register_messages
 from knotenpunkt.projection import PROJECTION_TRANSIENT_ERRORS
 from stats import export, measures, queries, readmodel
 from stats.reports import ReportDefinition, build
+from stats.schemas import (
+    Catalogue,
+    Figures,
+    FiguresQueryResult,
+    MeasureInfo,
+    OpenCases,
+    ReferralCounts,
+    ReportAnswer,
+    ReportSummary,
+)
 
 T = TypeVar("T")
 
@@ -86,8 +95,8 @@ def build_router(database: Database, definitions: dict[str, ReportDefinition], s
     router = APIRouter(tags=["figures"])
 
     @router.get("/figures", summary="Headline figures of the network")
-    async def figures() -> dict[str, Any]:
-        async def work(connection: asyncpg.Connection) -> dict[str, Any]:
+    async def figures() -> Figures:
+        async def work(connection: asyncpg.Connection) -> Figures:
             persons = await connection.fetchval("SELECT count(*) FROM persons WHERE registered_at IS NOT NULL")
             open_cases = await connection.fetch(
                 "SELECT service_line, office_id, count(*) AS cases FROM cases "
@@ -109,32 +118,32 @@ def build_router(database: Database, definitions: dict[str, ReportDefinition], s
             )
             unmet = await connection.fetchval("SELECT count(*) FROM unmet_needs")
             handovers = await connection.fetchval("SELECT count(*) FROM handovers")
-            return {
-                "persons_registered": persons,
-                "open_cases": [dict(row) for row in open_cases],
-                "open_cases_total": sum(row["cases"] for row in open_cases),
-                "cases_opened": cases["opened"],
-                "cases_closed": cases["closed"],
-                "consultations": consultations["consultations"],
-                "family_members_counselled": consultations["family_members"],
-                "unique_persons_counselled": consultations["unique_persons"],
-                "referrals": dict(referrals),
-                "unmet_needs": unmet,
-                "handovers_due": handovers,
-            }
+            return Figures(
+                persons_registered=persons,
+                open_cases=[OpenCases(**row) for row in open_cases],
+                open_cases_total=sum(row["cases"] for row in open_cases),
+                cases_opened=cases["opened"],
+                cases_closed=cases["closed"],
+                consultations=consultations["consultations"],
+                family_members_counselled=consultations["family_members"],
+                unique_persons_counselled=consultations["unique_persons"],
+                referrals=ReferralCounts(**referrals),
+                unmet_needs=unmet,
+                handovers_due=handovers,
+            )
 
         return await _read(database, work)
 
     @router.get("/figures/catalogue", summary="Measures, breakdowns and periods the figures can be asked for")
-    async def catalogue() -> dict[str, Any]:
-        return {
-            "measures": {
-                name: {"description": m.description, "dimensions": measures.allowed_dimensions((name,))}
+    async def catalogue() -> Catalogue:
+        return Catalogue(
+            measures={
+                name: MeasureInfo(description=m.description, dimensions=measures.allowed_dimensions((name,)))
                 for name, m in measures.MEASURES.items()
             },
-            "dimensions": measures.DIMENSIONS,
-            "periods": list(measures.PERIODS),
-        }
+            dimensions=measures.DIMENSIONS,
+            periods=list(measures.PERIODS),
+        )
 
     @router.get(
         "/figures/query",
@@ -150,7 +159,7 @@ def build_router(database: Database, definitions: dict[str, ReportDefinition], s
         start: Annotated[date | None, Query(alias="from", description="First day (inclusive).")] = None,
         end: Annotated[date | None, Query(alias="to", description="Last day (inclusive).")] = None,
         growth: Annotated[bool, Query(description="Add `<measure>_growth_pct` against the previous period.")] = False,
-    ) -> dict[str, Any]:
+    ) -> FiguresQueryResult:
         filters: dict[str, tuple[str, ...]] = {}
         problems: list[tuple[str, str, dict[str, Any]]] = []
         for name, value in request.query_params.items():
@@ -171,26 +180,26 @@ def build_router(database: Database, definitions: dict[str, ReportDefinition], s
             raise Invalid.at(problems)
         count = queries.count_with_growth if growth else queries.count
         rows = await _read(database, lambda connection: count(connection, wanted))
-        return {
-            "measures": list(wanted.measures),
-            "keys": list(wanted.keys),
-            "rows": [
+        return FiguresQueryResult(
+            measures=list(wanted.measures),
+            keys=list(wanted.keys),
+            rows=[
                 {k: v for k, v in row.items() if k in wanted.keys or k in wanted.measures or k.endswith("_growth_pct")}
                 for row in rows
             ],
-        }
+        )
 
     @router.get("/reports", summary="The report definitions")
-    async def reports(request: Request) -> list[dict[str, Any]]:
+    async def reports(request: Request) -> list[ReportSummary]:
         language = negotiate(request.headers.get("accept-language"))
         return [
-            {
-                "name": d.name,
-                "version": d.version,
-                "title": d.title.pick(language),
-                "description": d.description.pick(language),
-                "tables": [t.id for t in d.tables],
-            }
+            ReportSummary(
+                name=d.name,
+                version=d.version,
+                title=d.title.pick(language),
+                description=d.description.pick(language),
+                tables=[t.id for t in d.tables],
+            )
             for d in definitions.values()
         ]
 
@@ -199,6 +208,7 @@ def build_router(database: Database, definitions: dict[str, ReportDefinition], s
         summary="A report for one year, as JSON, CSV or XLSX",
         description="The format comes from `?format=` or the Accept header (text/csv, "
         f"{export.XLSX_MEDIA_TYPE}); JSON otherwise. Small counts are suppressed.",
+        response_model=ReportAnswer,
         responses={200: {"content": {"text/csv": {}, export.XLSX_MEDIA_TYPE: {}}}},
     )
     async def report(
@@ -206,7 +216,7 @@ def build_router(database: Database, definitions: dict[str, ReportDefinition], s
         name: str,
         year: Annotated[int, Query(ge=2000, le=2100, description="The reporting year.")],
         format_: Annotated[str | None, Query(alias="format", description="json, csv or xlsx.")] = None,
-    ) -> Response:
+    ) -> Response | ReportAnswer:
         definition = definitions.get(name)
         if definition is None:
             available = ", ".join(definitions)
@@ -229,7 +239,7 @@ def build_router(database: Database, definitions: dict[str, ReportDefinition], s
                 media_type=export.XLSX_MEDIA_TYPE,
                 headers={"Content-Disposition": f'attachment; filename="{filename}.xlsx"'},
             )
-        return JSONResponse(built.as_json())
+        return ReportAnswer.model_validate(built.as_json())
 
     return router
 
