@@ -12,19 +12,8 @@ import pytest
 from knotenpunkt.consumer import Batch, HandlerProjection, dispatch_table, handled_event_types
 from knotenpunkt.envelope import Envelope
 from knotenpunkt.events import ClientErased, ClientRegistered, ClientsMerged
-from knotenpunkt.events.common import AgeBand, ServiceLine
+from knotenpunkt.testing.events import registered
 from knotenpunkt.uow import Actor, UnitOfWork, UnitsOfWork
-
-
-def registered() -> Envelope:
-    event = ClientRegistered(
-        client_id=uuid.uuid4(),
-        registered_at=datetime.now(UTC),
-        age_band=AgeBand.AGE_27_44,
-        service_line=ServiceLine.MBE,
-        office_id="rsc-hamborn",
-    )
-    return Envelope(event=event, source="test")
 
 
 def merged() -> Envelope:

@@ -9,7 +9,6 @@ import itertools
 import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import TypeVar
 
 import pytest
@@ -20,11 +19,10 @@ from prometheus_client import REGISTRY
 from knotenpunkt.consumer import EventConsumer, EventHandler
 from knotenpunkt.db import Database
 from knotenpunkt.deadletters import replay
-from knotenpunkt.envelope import Envelope
 from knotenpunkt.events import ClientRegistered
-from knotenpunkt.events.common import AgeBand, ServiceLine
 from knotenpunkt.kafka import MAX_RECORD_BYTES, DeadLetterPublisher, Producer
 from knotenpunkt.retry import Backoff
+from knotenpunkt.testing.events import registered
 from knotenpunkt.testing.fixtures import count_rows, eventually, unique
 from knotenpunkt.testing.kafka import committed_total, create_topic, publish, read_topic
 from knotenpunkt.uow import UnitOfWork, UnitsOfWork
@@ -35,17 +33,6 @@ T = TypeVar("T")
 
 
 FAST_RETRY = Backoff(max_attempts=3, initial_s=0.05, max_s=0.2)
-
-
-def registered() -> Envelope:
-    event = ClientRegistered(
-        client_id=uuid.uuid4(),
-        registered_at=datetime.now(UTC),
-        age_band=AgeBand.AGE_27_44,
-        service_line=ServiceLine.MBE,
-        office_id="rsc-rheinhausen",
-    )
-    return Envelope(event=event, source="test")
 
 
 async def record_effect(event: ClientRegistered, uow: UnitOfWork) -> None:

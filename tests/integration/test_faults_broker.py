@@ -17,9 +17,9 @@ from knotenpunkt.envelope import decode
 from knotenpunkt.kafka import Producer
 from knotenpunkt.localinfra import LocalKafka, free_ports
 from knotenpunkt.outbox import OutboxRelay, add_to_outbox
+from knotenpunkt.testing.events import registered
 from knotenpunkt.testing.fixtures import count_rows, eventually
 from knotenpunkt.testing.kafka import create_topic, read_topic
-from tests.integration.test_consumer import registered
 
 pytestmark = pytest.mark.integration
 

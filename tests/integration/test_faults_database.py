@@ -19,10 +19,11 @@ from knotenpunkt.events import ClientRegistered
 from knotenpunkt.localinfra import LocalPostgres, free_ports
 from knotenpunkt.localinfra.postgres import ensure_database
 from knotenpunkt.retry import Backoff
+from knotenpunkt.testing.events import registered
 from knotenpunkt.testing.fixtures import count_rows, eventually, unique
 from knotenpunkt.testing.kafka import create_topic, publish, read_topic
 from knotenpunkt.uow import UnitOfWork
-from tests.integration.test_consumer import consuming, registered, settled
+from tests.integration.test_consumer import consuming, settled
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,6 @@ import itertools
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from datetime import UTC, datetime
 
 import asyncpg
 import pytest
@@ -17,9 +16,9 @@ from knotenpunkt.consumer import Rejected
 from knotenpunkt.db import Database
 from knotenpunkt.envelope import Envelope
 from knotenpunkt.events import ClientRegistered
-from knotenpunkt.events.common import AgeBand, ServiceLine
 from knotenpunkt.kafka import DeadLetterPublisher, Producer
 from knotenpunkt.projection import Backoff, ProjectionConsumer, offsets_table_ddl
+from knotenpunkt.testing.events import registered
 from knotenpunkt.testing.fixtures import count_rows, eventually, unique
 from knotenpunkt.testing.kafka import create_topic, publish, read_topic
 
@@ -27,17 +26,6 @@ pytestmark = pytest.mark.integration
 
 OFFSETS = "public.projection_offsets"
 FAST = Backoff(initial_s=0.05, max_s=0.3)
-
-
-def registered(office: str = "rsc-hamborn") -> Envelope:
-    event = ClientRegistered(
-        client_id=uuid.uuid4(),
-        registered_at=datetime.now(UTC),
-        age_band=AgeBand.AGE_27_44,
-        service_line=ServiceLine.MBE,
-        office_id=office,
-    )
-    return Envelope(event=event, source="test")
 
 
 class Effects:
