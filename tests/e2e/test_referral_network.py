@@ -242,6 +242,10 @@ async def test_an_answer_for_another_agencys_referral_is_rejected_and_changes_no
 
         assert "was not sent to jobcenter-duisburg" in await eventually(dead_lettered)
         assert (await referral(http, network, sent["referral_id"]))["status"] != "accepted"
+        # Nobody answers for the Jugendamt: taken back, so that no expiry (an unmet need) lands
+        # in a later module's figures once the "days" are real again.
+        withdrawn = await http.post(f"{network.url('referrals')}/referrals/{sent['referral_id']}/withdraw")
+        assert withdrawn.status_code == 200, withdrawn.text
     assert ReferralAccepted not in kinds(await events_of(network, topics.REFERRALS, sent["referral_id"]))
 
 
