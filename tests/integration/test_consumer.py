@@ -12,8 +12,9 @@ from collections.abc import AsyncIterator
 from typing import TypeVar
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaConnectionError
+from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import REGISTRY
 
 from knotenpunkt.consumer import EventConsumer, EventHandler
@@ -372,3 +373,31 @@ async def test_lag_is_reported_per_partition_and_falls_to_zero_when_caught_up(in
 
 async def _async(value: T) -> T:
     return value
+
+
+async def test_the_first_start_after_the_upgrade_resumes_where_the_group_committed(infra, effects_db: Database) -> None:
+    # Before decision 10 a handler consumer's position lived only in Kafka: a database that has
+    # applied events of the group but stores no position resumes at the group's committed offset.
+    topic = await create_topic(infra.kafka_bootstrap, unique("events"), partitions=1)
+    group, dead_letters = unique("group"), unique("dlq")
+    old, new = [registered() for _ in range(3)], [registered() for _ in range(2)]
+    await publish(infra.kafka_bootstrap, topic, [*old, *new])
+    async with effects_db.transaction() as connection:
+        await connection.executemany(
+            "INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2)", [(group, e.id) for e in old[:1]]
+        )
+    committer = AIOKafkaConsumer(bootstrap_servers=infra.kafka_bootstrap, group_id=group, enable_auto_commit=False)
+    await committer.start()
+    try:
+        # What the old consumer left behind: everything below offset 3 handled.
+        committer.assign([TopicPartition(topic, 0)])
+        await committer.commit({TopicPartition(topic, 0): OffsetAndMetadata(3, "")})
+    finally:
+        await committer.stop()
+
+    async with consuming(infra, effects_db, topic, group, dead_letters):
+        await eventually(lambda: settled(infra, group, topic, 5))
+
+    applied = await count_rows(effects_db, "SELECT count(*) FROM effects")
+    assert applied == 2  # only the two after the committed offset; the old three are not re-applied
+    assert await count_rows(effects_db, "SELECT next_offset FROM consumer_offsets WHERE consumer = $1", group) == 5

@@ -386,8 +386,9 @@ class ProjectionConsumer:
 
     async def _fetched_past(self, tp: TopicPartition, highwater: int) -> bool:
         try:
-            return await self.kafka.position(tp) >= highwater
-        except KafkaError:
+            # Bounded: an unknown position is looked up at the coordinator, and the batch lock is held.
+            return await asyncio.wait_for(self.kafka.position(tp), timeout=1) >= highwater
+        except (KafkaError, TimeoutError):
             return False
         except Exception:  # no longer assigned (a rebalance meanwhile)
             return False
