@@ -12,7 +12,9 @@ from typing import Any
 
 import httpx
 
+from knotenpunkt.errors import Unavailable
 from knotenpunkt.http import CORRELATION_HEADER, current_correlation_id
+from knotenpunkt.identity import ServiceCredentials
 
 
 class ServiceUnavailable(Exception):
@@ -22,8 +24,10 @@ class ServiceUnavailable(Exception):
 class ServiceClient:
     """HTTP/JSON calls to one other service of the network."""
 
-    def __init__(self, base_url: str, timeout_s: float = 5.0) -> None:
+    def __init__(self, base_url: str, timeout_s: float = 5.0, credentials: ServiceCredentials | None = None) -> None:
         self._base_url = base_url.rstrip("/")
+        # The service's own token and the person's (X-On-Behalf-Of) on every call.
+        self._credentials = credentials
         self._timeout_s = timeout_s
         self._client: httpx.AsyncClient | None = None
 
@@ -44,6 +48,11 @@ class ServiceClient:
     ) -> httpx.Response:
         """GET with the correlation id passed on; ServiceUnavailable when there is no answer."""
         headers = {CORRELATION_HEADER: correlation_id or current_correlation_id()}
+        try:
+            if self._credentials is not None:
+                headers |= await self._credentials.headers()
+        except Unavailable:
+            raise ServiceUnavailable("identity provider unreachable") from None
         try:
             return await self.http.get(path, params=params, headers=headers)
         except httpx.HTTPError as error:

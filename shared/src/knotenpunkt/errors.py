@@ -87,3 +87,23 @@ class Unavailable(DomainError):
     """Something this use case needs (another service) does not answer now; try again later."""
 
     status_code = 503
+
+
+class Unauthenticated(DomainError):
+    """No credentials, or credentials that cannot be trusted (expired, forged, for another
+    audience or issuer): 401. `code` names which (`token_missing`, `token_expired`, ...)."""
+
+    status_code = 401
+
+
+class Forbidden(DomainError):
+    """The signed-in person (or service, or agency) may not do this: 403 with the reason.
+
+    `code` names the reason (`forbidden_role`, `forbidden_office`, ...); `action` is the
+    permission asked for (knotenpunkt.policy.Action), kept for the audit trail."""
+
+    status_code = 403
+
+    def __init__(self, code: str, action: str, **params: Any) -> None:
+        super().__init__(code, action=action, **params)
+        self.action = action

@@ -47,6 +47,9 @@ class Housekeeping:
             Retention("outbox", "published_at", _hours(settings.outbox_retention_hours)),
             Retention("processed_events", "processed_at", _days(settings.processed_events_retention_days)),
             Retention("idempotency_keys", "created_at", _days(settings.idempotency_keys_retention_days)),
+            # The audit trail's append-only trigger lets only this job delete, and only when it
+            # says so in its transaction.
+            Retention("audit_log", "at", _days(settings.audit_retention_days)),
         )
 
     async def run_once(self) -> dict[str, int]:
@@ -73,7 +76,9 @@ class Housekeeping:
         )
         total = 0
         while True:
-            async with self._database.connection() as connection:
+            async with self._database.connection() as connection, connection.transaction():
+                if retention.table == "audit_log":
+                    await connection.execute("SET LOCAL knotenpunkt.audit_retention = 'on'")
                 status = await connection.execute(sql, keep, self._batch_size)
             deleted = int(status.split()[-1])  # "DELETE <n>"
             total += deleted

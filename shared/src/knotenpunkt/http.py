@@ -9,6 +9,7 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -21,13 +22,16 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from knotenpunkt.errors import DomainError, NotFound
+from knotenpunkt import audit
+from knotenpunkt.db import Database
+from knotenpunkt.errors import DomainError, Forbidden, NotFound, Unauthenticated
 from knotenpunkt.i18n import message, negotiate
+from knotenpunkt.identity import AuthenticationMiddleware, TokenVerifier, request_actor
 from knotenpunkt.logging import get_logger
-from knotenpunkt.openapi import install_docs, install_openapi, iter_routes
+from knotenpunkt.openapi import DOCS_ASSETS_PATH, install_docs, install_openapi, iter_routes
 from knotenpunkt.request_guard import refuse_control_characters
 from knotenpunkt.retry import is_transient
-from knotenpunkt.uow import Actor, Cause, UnitOfWork, UnitsOfWork
+from knotenpunkt.uow import Cause, UnitOfWork, UnitsOfWork
 
 CORRELATION_HEADER = "X-Correlation-ID"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -209,7 +213,9 @@ def install_error_handlers(app: FastAPI) -> None:
         ]
         body = error_body(language, error.code, fields or None, **error.params)
         body.update(jsonable_encoder(error.details))
-        return JSONResponse(status_code=error.status_code, content=body)
+        if isinstance(error, Forbidden | Unauthenticated):
+            request.scope.setdefault("state", {})["audit_reason"] = error.code
+        return JSONResponse(status_code=error.status_code, content=body, headers=_challenge(error))
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
@@ -241,6 +247,57 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(status_code=status, content=error_body(_language(request), "internal_error"))
 
 
+def _challenge(error: DomainError) -> dict[str, str] | None:
+    """RFC 6750: a 401 names the scheme it wants."""
+    if not isinstance(error, Unauthenticated):
+        return None
+    if error.code == "token_missing":
+        return {"WWW-Authenticate": 'Bearer realm="knotenpunkt"'}
+    return {"WWW-Authenticate": 'Bearer realm="knotenpunkt", error="invalid_token"'}
+
+
+async def refuse(scope: Scope, receive: Receive, send: Send, error: DomainError) -> None:
+    """Answer a request refused before routing (401 from the authentication) in our format."""
+    language = negotiate(Headers(scope=scope).get("accept-language"))
+    scope.setdefault("state", {})["audit_reason"] = error.code
+    response = JSONResponse(
+        status_code=error.status_code,
+        content=error_body(language, error.code, **error.params),
+        headers=_challenge(error),
+    )
+    await response(scope, receive, send)
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who may reach the API and where calls are audited (ServiceRuntime builds it)."""
+
+    verifier: TokenVerifier
+    service: str
+    database: Callable[[], Database]
+    open_metrics: bool = True
+    open_docs: bool = True
+
+    def open_paths(self) -> set[str]:
+        paths = {"/health/live", "/health/ready"}
+        if self.open_metrics:
+            paths.add("/metrics")
+        if self.open_docs:
+            paths |= {"/docs", "/openapi.json"}
+        return paths
+
+    def open_prefixes(self) -> tuple[str, ...]:
+        return (DOCS_ASSETS_PATH + "/",) if self.open_docs else ()
+
+    def is_open(self, path: str) -> bool:
+        return path in self.open_paths() or path.startswith(self.open_prefixes() or ("\0",))
+
+
+def _audit_unavailable(scope: Scope) -> bytes:
+    language = negotiate(Headers(scope=scope).get("accept-language"))
+    return json.dumps(error_body(language, "internal_error")).encode()
+
+
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
@@ -249,6 +306,7 @@ def create_api(
     description: str = "",
     lifespan: Lifespan | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    access: Access | None = None,
 ) -> FastAPI:
     """A service's FastAPI app with every shared HTTP mechanism installed.
 
@@ -267,10 +325,28 @@ def create_api(
         dependencies=[Depends(refuse_control_characters)],
     )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes)
+    if access is not None:
+        # Deny by default: outside the open paths, no valid token, no answer (401). The audit
+        # middleware is outside it, so refused calls are audited as denied.
+        app.add_middleware(
+            AuthenticationMiddleware,
+            verifier=access.verifier,
+            open_paths=access.open_paths(),
+            open_prefixes=access.open_prefixes(),
+            refuse=refuse,
+        )
+        app.add_middleware(
+            audit.AuditMiddleware,
+            service=access.service,
+            database=access.database,
+            is_open=access.is_open,
+            correlation_id=current_correlation_id,
+            unavailable=_audit_unavailable,
+        )
     # Added last, so outermost: a 413 answered by the body limit carries the correlation id too.
     app.add_middleware(CorrelationIdMiddleware)
     install_error_handlers(app)
-    install_openapi(app)
+    install_openapi(app, secured=access.is_open if access is not None else None)
     install_docs(app)
     return app
 
@@ -283,12 +359,6 @@ def _allowed_methods(request: Request) -> str:
         if regex is not None and route_methods and regex.match(request.url.path):
             methods |= set(route_methods)
     return ", ".join(sorted(methods))
-
-
-def request_actor(request: Request) -> Actor:
-    """Who sent the request (set by the identity middleware; unknown until it is installed)."""
-    actor = getattr(request.state, "actor", None)
-    return actor if isinstance(actor, Actor) else Actor.unknown()
 
 
 UseCase = Callable[[UnitOfWork], Awaitable[Any]]
@@ -325,9 +395,25 @@ async def run_command(
         content = jsonable_encoder(result)
         if key:
             await _store_answer(uow.connection, scope, key, status_code, content)
+        await _audit_change(request, uow, status_code)
     if status_code == 204:
         return Response(status_code=204)
     return JSONResponse(status_code=status_code, content=content)
+
+
+async def _audit_change(request: Request, uow: UnitOfWork, status_code: int) -> None:
+    """The change's audit entry, in its own transaction: both commit or neither. The persons it
+    concerned are the keys of the events it published (pseudonymous client ids)."""
+    if not request.scope.get("state", {}).get("actor"):
+        return  # an app without identity (unit tests of the HTTP mechanisms)
+    entry = audit.entry_for(request.scope, status_code, uow.correlation_id)
+    for envelope, _topic in uow.published:
+        try:
+            entry.client_ids.append(uuid.UUID(envelope.key))
+        except ValueError:
+            pass
+    await audit.append(uow.connection, uow.source.removeprefix("knotenpunkt/"), entry)
+    request.scope["state"]["audited"] = True
 
 
 async def _claim_key(connection: asyncpg.Connection, scope: str, key: str, request_hash: str) -> JSONResponse | None:

@@ -111,20 +111,35 @@ def idempotent_operation() -> dict[str, Any]:
     return {"parameters": [dict(IDEMPOTENCY_PARAMETER)]}
 
 
-def install_openapi(app: FastAPI) -> None:
-    """The app's /openapi.json declares our error body, the headers and request examples."""
+def install_openapi(app: FastAPI, secured: Callable[[str], bool] | None = None) -> None:
+    """The app's /openapi.json declares our error body, the headers and request examples, and
+    (with `secured`: a path is open when it returns True) the bearer token on every operation
+    that is not open."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document(generate(), app)
+            app.openapi_schema = document(generate(), app, is_open=secured)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def document(schema: dict[str, Any], app: FastAPI) -> dict[str, Any]:
-    """Add the error contract, the Idempotency-Key header and request examples to `schema`."""
+SECURITY_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "bearerFormat": "JWT",
+    "description": "An access token of the Knotenpunkt realm in Keycloak (audience `knotenpunkt-api`): a person "
+    "signs in through the web app (authorization code with PKCE), a service or an agency's software uses its "
+    "client credentials. A service relaying a person's request also sends that person's token in X-On-Behalf-Of.",
+}
+
+
+def document(schema: dict[str, Any], app: FastAPI, is_open: Callable[[str], bool] | None = None) -> dict[str, Any]:
+    """Add the error contract, the Idempotency-Key header, request examples and (with `is_open`)
+    the security scheme to `schema`."""
+    if is_open is not None:
+        schema.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = SECURITY_SCHEME
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     _, definitions = models_json_schema([(ErrorBody, "validation")], ref_template=_COMPONENTS + "{model}")
     components.update(definitions.get("$defs", {}))
@@ -136,7 +151,10 @@ def document(schema: dict[str, Any], app: FastAPI) -> dict[str, Any]:
             parameters = operation.setdefault("parameters", [])
             if not any(p.get("in") == "header" and p["name"].lower() == "idempotency-key" for p in parameters):
                 parameters.append(dict(IDEMPOTENCY_PARAMETER))
-        _declare_errors(operation, method)
+        secured = is_open is not None and not is_open(path)
+        if secured:
+            operation["security"] = [{"bearer": []}]
+        _declare_errors(operation, method, secured)
         _add_example(operation, components)
     _drop_unused(schema, ("HTTPValidationError", "ValidationError"))
     return schema
@@ -159,7 +177,7 @@ def _operations(app: FastAPI) -> Iterator[tuple[str, str, Callable[..., Any]]]:
                 yield path, method.lower(), endpoint
 
 
-def _declare_errors(operation: dict[str, Any], method: str) -> None:
+def _declare_errors(operation: dict[str, Any], method: str, secured: bool = False) -> None:
     parameters = operation.get("parameters", [])
     headers = {p["name"].lower() for p in parameters if p.get("in") == "header"}
     has_path_parameters = any(p.get("in") == "path" for p in parameters)
@@ -172,7 +190,7 @@ def _declare_errors(operation: dict[str, Any], method: str) -> None:
         statuses |= {409, 428}
     if method in _STATE_CHANGING and (has_path_parameters or IDEMPOTENCY_HEADER.lower() in headers):
         statuses.add(409)
-    if "authorization" in headers:
+    if "authorization" in headers or secured:
         statuses |= {401, 403}
     responses = operation.setdefault("responses", {})
     statuses |= {int(status) for status in responses if status.isdigit() and int(status) >= 400}

@@ -11,19 +11,22 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import uvicorn
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from knotenpunkt import migrations
+from knotenpunkt.audit import audit_router
 from knotenpunkt.clients import ServiceClient
 from knotenpunkt.consumer import EventConsumer, EventHandler
 from knotenpunkt.db import Database
 from knotenpunkt.housekeeping import Housekeeping
-from knotenpunkt.http import create_api
+from knotenpunkt.http import Access, create_api
+from knotenpunkt.identity import OidcConfig, ServiceCredentials, TokenVerifier, allow, check_routes
 from knotenpunkt.kafka import DeadLetterPublisher, Producer, ensure_topics
 from knotenpunkt.logging import configure_logging, get_logger
 from knotenpunkt.outbox import OutboxRelay
+from knotenpunkt.policy import Action
 from knotenpunkt.projection import ProjectionConsumer, tune_gc_for_batches
 from knotenpunkt.retry import Backoff
 from knotenpunkt.settings import ServiceSettings
@@ -73,13 +76,26 @@ class ServiceRuntime:
             max_s=settings.consumer_backoff_max_s,
             max_attempts=settings.consumer_max_attempts,
         )
+        self.verifier = TokenVerifier(
+            OidcConfig.of(settings.oidc_issuer, settings.oidc_audience, settings.oidc_jwks_url)
+        )
+        self.credentials = ServiceCredentials(*settings.oidc_client())
+        self.access = Access(
+            verifier=self.verifier,
+            service=settings.service_name,
+            database=lambda: self.database,
+            open_metrics=settings.open_metrics,
+            open_docs=settings.open_docs,
+        )
         self.app = create_api(
             title=title or f"Knotenpunkt {settings.service_name}",
             description=description,
             lifespan=self._lifespan,
             max_body_bytes=settings.max_body_bytes,
+            access=self.access,
         )
         self.app.include_router(self._health_router())
+        self.app.include_router(audit_router(settings.service_name, lambda: self.database))
         # For tools that read the composition (the generated docs' publishes/consumes table).
         self.app.state.runtime = self
 
@@ -108,7 +124,7 @@ class ServiceRuntime:
 
     def client(self, base_url: str, timeout_s: float) -> ServiceClient:
         """A long-lived HTTP client for another service, closed when this one stops."""
-        client = ServiceClient(base_url, timeout_s)
+        client = ServiceClient(base_url, timeout_s, self.credentials)
         self._clients.append(client)
         return client
 
@@ -143,6 +159,8 @@ class ServiceRuntime:
     @asynccontextmanager
     async def _lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
         name = self.settings.service_name
+        # Deny by default: a route nobody guarded with a permission stops the start.
+        check_routes(self.app, self.access.is_open)
         applied = await migrations.apply(
             self.settings.database_url, migrations.migration_sets(name, self._migrations_folder)
         )
@@ -183,7 +201,12 @@ class ServiceRuntime:
     def _health_router(self) -> APIRouter:
         router = APIRouter(tags=["health"])
 
-        @router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
+        @router.get(
+            "/metrics",
+            summary="Prometheus metrics",
+            response_class=PlainTextResponse,
+            dependencies=[] if self.settings.open_metrics else [Depends(allow(Action.OPERATIONS_READ))],
+        )
         async def metrics() -> PlainTextResponse:
             return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

@@ -7,7 +7,7 @@ compose file sets exactly the variables a service's settings class knows.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "KP_"
@@ -86,3 +86,44 @@ class ServiceSettings(BaseSettings):
         default=300.0,
         description="Records waiting this long on a partition without progress turn /health/ready to 503.",
     )
+    # Identity (docs/operations.md, "Sign-in and roles"): tokens from the Keycloak realm.
+    oidc_issuer: str = Field(
+        default="http://127.0.0.1:8080/realms/knotenpunkt",
+        description="Issuer every access token must name (the Keycloak realm's URL as people's browsers see it).",
+    )
+    oidc_jwks_url: str = Field(
+        default="",
+        description="Where the realm's signing keys are fetched (empty: <issuer>/protocol/openid-connect/certs; "
+        "set it when the services reach Keycloak under another address than the browsers).",
+    )
+    oidc_token_url: str = Field(
+        default="",
+        description="Token endpoint for the service's own client credentials (empty: derived like the JWKS URL).",
+    )
+    oidc_audience: str = Field(default="knotenpunkt-api", description="Audience every access token must name.")
+    oidc_client_id: str = Field(
+        default="", description="This service's client in the realm (empty: knotenpunkt-<service name>)."
+    )
+    oidc_client_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="This service's client secret (empty: the realm file's local default, for local runs only).",
+    )
+    open_metrics: bool = Field(default=True, description="Serve /metrics without a token (for Prometheus).")
+    open_docs: bool = Field(default=True, description="Serve /docs and /openapi.json without a token.")
+    audit_retention_days: int = Field(
+        default=730,
+        ge=0,
+        description="Days an audit trail entry is kept (default two years); 0 keeps them.",
+    )
+
+    @property
+    def oidc_base(self) -> str:
+        """Where this service reaches the realm: the JWKS URL's realm, else the issuer."""
+        return self.oidc_jwks_url.split("/protocol/")[0] if self.oidc_jwks_url else self.oidc_issuer.rstrip("/")
+
+    def oidc_client(self) -> tuple[str, str, str]:
+        """(token URL, client id, client secret) of this service's own client."""
+        client_id = self.oidc_client_id or f"knotenpunkt-{self.service_name}"
+        secret = self.oidc_client_secret.get_secret_value() or f"dev-secret-{client_id}"
+        token_url = self.oidc_token_url or f"{self.oidc_base}/protocol/openid-connect/token"
+        return token_url, client_id, secret

@@ -30,23 +30,41 @@ from knotenpunkt.outbox import add_many_to_outbox
 class Actor:
     """Who is acting: a signed-in person, a partner agency, or a service itself.
 
-    Identity (sign-in, roles, offices) is filled in by the identity work; until then HTTP
-    requests act as `Actor.unknown()` and consumers as their service.
+    Built from the bearer token by `knotenpunkt.identity` (HTTP) or as the service itself
+    (consumers, periodic jobs). `subject` is the staff id of a person, the agency's client id for
+    an agency's software, the service's name for a service. `via` names the service that relayed
+    a person's request (cases asking intake for the person the case manager opened).
     """
 
     kind: str  # "staff" | "agency" | "service" | "unknown"
     subject: str
     roles: frozenset[str] = frozenset()
-    office_id: str | None = None
+    offices: frozenset[str] = frozenset()
     agency_id: str | None = None
+    via: str | None = None
+
+    @property
+    def office_id(self) -> str | None:
+        """The person's office when there is exactly one (most staff work at one office)."""
+        return next(iter(self.offices)) if len(self.offices) == 1 else None
+
+    @property
+    def staff_id(self) -> str | None:
+        return self.subject if self.kind in ("staff", "agency") else None
 
     @classmethod
     def service(cls, name: str) -> Actor:
-        return cls(kind="service", subject=name)
+        return cls(kind="service", subject=name, roles=frozenset({"service"}))
 
     @classmethod
     def unknown(cls) -> Actor:
         return cls(kind="unknown", subject="anonymous")
+
+    @classmethod
+    def staff(cls, staff_id: str, *roles: str, offices: tuple[str, ...] = (), agency_id: str | None = None) -> Actor:
+        """A person with roles (tests and tools; HTTP builds it from the token)."""
+        kind = "agency" if agency_id else "staff"
+        return cls(kind=kind, subject=staff_id, roles=frozenset(roles), offices=frozenset(offices), agency_id=agency_id)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -14,6 +15,7 @@ import pytest
 from knotenpunkt import migrations
 from knotenpunkt.db import Database
 from knotenpunkt.localinfra.postgres import ensure_database
+from knotenpunkt.testing.identity import Identity
 from knotenpunkt.testing.infrastructure import Infrastructure, infrastructure
 
 T = TypeVar("T")
@@ -21,10 +23,26 @@ T = TypeVar("T")
 
 @pytest.fixture(scope="session")
 def infra() -> Iterator[Infrastructure]:
-    """A real Kafka broker and PostgreSQL for the whole session; fails loudly if unavailable."""
+    """A real Kafka broker, PostgreSQL and Keycloak for the whole session; fails loudly if one is
+    unavailable. Services built in the tests (and those the end-to-end tests start) trust this
+    Keycloak's realm: KP_OIDC_ISSUER is set for the session."""
     with infrastructure() as found:
-        print(f"\ninfrastructure from {found.origin}: kafka {found.kafka_bootstrap}")
-        yield found
+        print(f"\ninfrastructure from {found.origin}: kafka {found.kafka_bootstrap}, keycloak {found.keycloak_url}")
+        previous = os.environ.get("KP_OIDC_ISSUER")
+        os.environ["KP_OIDC_ISSUER"] = found.oidc_issuer
+        try:
+            yield found
+        finally:
+            if previous is None:
+                os.environ.pop("KP_OIDC_ISSUER", None)
+            else:
+                os.environ["KP_OIDC_ISSUER"] = previous
+
+
+@pytest.fixture(scope="session")
+def identity(infra: Infrastructure) -> Identity:
+    """Signs demo staff in through the running Keycloak: `identity.headers("staff-hamborn-1")`."""
+    return Identity(infra.keycloak_url)
 
 
 def unique(prefix: str) -> str:

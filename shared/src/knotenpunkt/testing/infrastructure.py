@@ -1,10 +1,13 @@
-"""Where the tests find a real Kafka broker and a real PostgreSQL, in this order:
+"""Where the tests find a real Kafka broker, a real PostgreSQL and a real Keycloak, in this order:
 
-1. addresses given in the environment (KP_TEST_KAFKA_BOOTSTRAP and KP_TEST_POSTGRES_ADMIN_DSN);
-2. testcontainers, where a Docker engine answers;
-3. otherwise they start both locally (Kafka from Maven Central jars, PostgreSQL's binaries).
+1. addresses given in the environment (KP_TEST_KAFKA_BOOTSTRAP and KP_TEST_POSTGRES_ADMIN_DSN,
+   KP_TEST_KEYCLOAK_URL);
+2. testcontainers for Kafka and PostgreSQL, where a Docker engine answers;
+3. otherwise they start them locally (Kafka from Maven Central jars, PostgreSQL's binaries).
 
-If none works, the tests fail with the reason. They never skip.
+Keycloak, unless given, runs as a local process (a JDK 21+, the distribution from Maven Central)
+on a database of that PostgreSQL, with the realm of deploy/keycloak imported. If anything cannot
+start, the tests fail with the reason. They never skip.
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from knotenpunkt.localinfra import InfraError, LocalKafka, LocalPostgres, free_ports
+from knotenpunkt.localinfra.keycloak import LocalKeycloak
+from knotenpunkt.localinfra.postgres import ensure_database
+
+REALM_FILE = Path(__file__).resolve().parents[4] / "deploy" / "keycloak" / "knotenpunkt-realm.json"
 
 
 @dataclass(frozen=True)
@@ -26,6 +33,11 @@ class Infrastructure:
     kafka_bootstrap: str
     postgres_admin_dsn: str
     origin: str
+    keycloak_url: str = ""
+
+    @property
+    def oidc_issuer(self) -> str:
+        return f"{self.keycloak_url}/realms/knotenpunkt"
 
 
 def _docker_engine_answers() -> bool:
@@ -78,7 +90,7 @@ def _started_locally(attempts: int = 2) -> Iterator[Infrastructure]:
 
 
 @contextlib.contextmanager
-def infrastructure() -> Iterator[Infrastructure]:
+def _kafka_and_postgres() -> Iterator[Infrastructure]:
     bootstrap = os.environ.get("KP_TEST_KAFKA_BOOTSTRAP")
     admin_dsn = os.environ.get("KP_TEST_POSTGRES_ADMIN_DSN")
     if bootstrap and admin_dsn:
@@ -89,3 +101,38 @@ def infrastructure() -> Iterator[Infrastructure]:
     else:
         with _started_locally() as found:
             yield found
+
+
+@contextlib.contextmanager
+def keycloak(postgres_admin_dsn: str, attempts: int = 2) -> Iterator[str]:
+    """The URL of a running Keycloak with our realm: KP_TEST_KEYCLOAK_URL, else one started here."""
+    given = os.environ.get("KP_TEST_KEYCLOAK_URL")
+    if given:
+        yield given.rstrip("/")
+        return
+    import asyncio
+    import uuid
+
+    for attempt in range(1, attempts + 1):
+        state = Path(tempfile.mkdtemp(prefix="knotenpunkt-keycloak-"))
+        port, management_port = free_ports(2)
+        database = asyncio.run(ensure_database(postgres_admin_dsn, f"keycloak_{uuid.uuid4().hex[:8]}"))
+        server = LocalKeycloak(state, REALM_FILE, database, port=port, management_port=management_port)
+        try:
+            try:
+                server.start()
+            except InfraError as error:
+                if attempt == attempts or "port" not in str(error):
+                    raise
+                continue
+            yield server.url
+            return
+        finally:
+            server.stop()
+            shutil.rmtree(state, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def infrastructure() -> Iterator[Infrastructure]:
+    with _kafka_and_postgres() as found, keycloak(found.postgres_admin_dsn) as keycloak_url:
+        yield Infrastructure(found.kafka_bootstrap, found.postgres_admin_dsn, found.origin, keycloak_url)
