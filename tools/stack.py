@@ -21,10 +21,13 @@ import httpx
 
 from knotenpunkt import migrations
 from knotenpunkt.localinfra import InfraError, LocalKafka, LocalPostgres, port_in_use
+from knotenpunkt.localinfra.keycloak import LocalKeycloak
 from knotenpunkt.localinfra.ports import tail
 from knotenpunkt.localinfra.postgres import ensure_database
+from knotenpunkt.testing.identity import DEMO_PASSWORD
 
 ROOT = Path(__file__).resolve().parents[1]
+REALM_FILE = ROOT / "deploy" / "keycloak" / "knotenpunkt-realm.json"
 SERVICES = {"intake": 8001, "cases": 8002, "referrals": 8003, "stats": 8004}
 PARTNER_AGENCY = "jobcenter-duisburg"
 # The example partner services `make up` starts: agency id -> how it answers (accept/decline).
@@ -37,12 +40,15 @@ class Stack:
     kafka_port: int = 9092
     kafka_controller_port: int = 9093
     postgres_port: int = 5432
+    keycloak_port: int = 8080
+    keycloak_management_port: int = 9000
     service_ports: dict[str, int] = field(default_factory=lambda: dict(SERVICES))
     partner_agencies: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_PARTNERS))
     extra_env: dict[str, str] = field(default_factory=dict)
     # Given infrastructure (tests): use it instead of starting Kafka and PostgreSQL here.
     external_kafka_bootstrap: str | None = None
     external_postgres_admin_dsn: str | None = None
+    external_keycloak_url: str | None = None
     database_prefix: str = ""
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, init=False)
     # Extra processes of a service (same database and consumer group), by replica name.
@@ -56,6 +62,12 @@ class Stack:
         self.kafka_bootstrap = self.external_kafka_bootstrap or self.kafka.bootstrap
         self.postgres_admin_dsn = self.external_postgres_admin_dsn or self.postgres.admin_dsn
         self._own_infrastructure = self.external_kafka_bootstrap is None
+        self.keycloak: LocalKeycloak | None = None
+        self.keycloak_url = self.external_keycloak_url or f"http://127.0.0.1:{self.keycloak_port}"
+
+    @property
+    def oidc_issuer(self) -> str:
+        return f"{self.keycloak_url}/realms/knotenpunkt"
 
     def url(self, service: str) -> str:
         port = self.replica_ports.get(service) or self.service_ports[service]
@@ -72,7 +84,17 @@ class Stack:
         try:
             if self._own_infrastructure:
                 self.postgres.start()
+            if self.external_keycloak_url is None:
+                # Keycloak takes longest: launched first, waited for after Kafka has started.
+                dsn = asyncio.run(ensure_database(self.postgres_admin_dsn, f"{self.database_prefix}keycloak"))
+                self.keycloak = LocalKeycloak(
+                    self.state_dir / "keycloak", REALM_FILE, dsn, self.keycloak_port, self.keycloak_management_port
+                )
+                self.keycloak.launch()
+            if self._own_infrastructure:
                 self.kafka.start()
+            if self.keycloak is not None:
+                self.keycloak.wait_ready()
             asyncio.run(self._prepare_databases())
             for name in self.service_ports:
                 self.start_service(name)
@@ -100,6 +122,7 @@ class Stack:
             "KP_HTTP_PORT": str(self.service_ports[name]),
             "KP_DATABASE_URL": self.dsns[name],
             "KP_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+            "KP_OIDC_ISSUER": self.oidc_issuer,
             "KP_LOG_JSON": "true",
             **self.extra_env,
         }
@@ -157,9 +180,25 @@ class Stack:
     def stop(self) -> None:
         for name in reversed(list(self.processes)):
             self.stop_process(name)
+        if self.keycloak is not None:
+            self.keycloak.stop()
         if self._own_infrastructure:
             self.kafka.stop()
             self.postgres.stop()
+
+
+def _demo_users() -> list[tuple[str, str, str | None]]:
+    from tools.realm import AGENCIES, STAFF
+
+    users = [(username, role, office) for username, role, office, _first, _last in STAFF]
+    return (
+        users
+        + [(f"agency-{agency}", "agency_staff", agency) for agency in AGENCIES[:3]]
+        + [("agency-<agency id>", "agency_staff", "one per partner agency")]
+    )
+
+
+DEMO_USERS = _demo_users()
 
 
 def _ports_from_env() -> dict[str, int]:
@@ -172,6 +211,8 @@ def up(state_dir: Path) -> int:
         kafka_port=int(os.environ.get("KP_KAFKA_PORT", 9092)),
         kafka_controller_port=int(os.environ.get("KP_KAFKA_CONTROLLER_PORT", 9093)),
         postgres_port=int(os.environ.get("KP_POSTGRES_PORT", 5432)),
+        keycloak_port=int(os.environ.get("KP_KEYCLOAK_PORT", 8080)),
+        keycloak_management_port=int(os.environ.get("KP_KEYCLOAK_MANAGEMENT_PORT", 9000)),
         service_ports=_ports_from_env(),
     )
     stopping = False
@@ -195,11 +236,22 @@ def up(state_dir: Path) -> int:
         print(
             f"  {name:<10} {stack.url(name)}   API docs: {stack.url(name)}/docs   ready: {stack.url(name)}/health/ready"
         )
+    print(f"\n  Keycloak          {stack.keycloak_url}   sign-in page: {stack.oidc_issuer}/account")
+    print(f"                    admin console: {stack.keycloak_url}/admin (admin / admin, this machine only)")
+    print(f"\n  Demo staff (password '{DEMO_PASSWORD}'; docs/operations.md, 'Sign-in and roles'):")
+    for username, role, office in DEMO_USERS:
+        print(f"    {username:<32} {role:<24} {office or ''}")
+    print(
+        "  An access token for curl (run in another terminal):\n"
+        "    TOKEN=$(python3 -m uv run python -m tools.token staff-hamborn-1)\n"
+        '    curl -H "Authorization: Bearer $TOKEN" localhost:8002/cases'
+    )
     print(f"\n  Kafka bootstrap   {stack.kafka.bootstrap}")
     print(f"  PostgreSQL        127.0.0.1:{stack.postgres.port} (one database and role per service)")
     partners = ", ".join(f"{agency} ({decision})" for agency, decision in stack.partner_agencies.items())
     print(f"  partner example   {partners} answers its referrals")
-    print(f"  logs              {stack.logs}/ (and {stack.kafka.log_file}, {stack.postgres.log_file})")
+    keycloak_log = f", {stack.keycloak.log_file}" if stack.keycloak else ""
+    print(f"  logs              {stack.logs}/ (and {stack.kafka.log_file}, {stack.postgres.log_file}{keycloak_log})")
     print("\nCtrl-C or `make down` stops everything; the next `make up` keeps the data.\n", flush=True)
     try:
         while not stopping:

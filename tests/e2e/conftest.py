@@ -19,6 +19,7 @@ def stack(infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         service_ports=dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True)),
         external_kafka_bootstrap=infra.kafka_bootstrap,
         external_postgres_admin_dsn=infra.postgres_admin_dsn,
+        external_keycloak_url=infra.keycloak_url,
         database_prefix=unique("e2e") + "_",
         extra_env={"KP_OUTBOX_POLL_INTERVAL_S": "0.2"},
     )

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from knotenpunkt import topics
 from knotenpunkt.events.base import Event, register
@@ -20,6 +20,12 @@ from knotenpunkt.events.common import (
 )
 
 
+def coarse_to_day(value: datetime) -> datetime:
+    """Midnight UTC of the value's day (UTC)."""
+    moment = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 @register
 class ClientRegistered(Event):
     """A person was registered at an office and routed to a service line."""
@@ -27,7 +33,10 @@ class ClientRegistered(Event):
     event_type = "knotenpunkt.intake.ClientRegistered.v1"
     topic = topics.CLIENTS
 
-    registered_at: datetime = Field(description="When intake registered the person (UTC).")
+    registered_at: datetime = Field(
+        description="The day intake registered the person: midnight UTC of that day. Coarsened on purpose: to the "
+        "microsecond it singled each person out on a topic kept for ever (docs/events.md, 'What each topic carries')."
+    )
     age_band: AgeBand = Field(description="Age band at registration; never the birth date.")
     service_line: ServiceLine = Field(
         description="The service line the routing rules chose (JMD 12 to under 27, MBE from 27)."
@@ -51,6 +60,11 @@ class ClientRegistered(Event):
     arrival_year: int | None = Field(default=None, description="Year of arrival in Germany, if known.")
     household_size: int | None = Field(default=None, description="Number of people in the household, if known.")
     access_route: AccessRoute | None = Field(default=None, description="How the person came to the office.")
+
+    @field_validator("registered_at")
+    @classmethod
+    def _to_the_day(cls, value: datetime) -> datetime:
+        return coarse_to_day(value)
 
 
 @register
@@ -108,7 +122,15 @@ class ServiceLineHandoverDue(Event):
 
     from_service_line: ServiceLine = Field(description="The service line the person ages out of (JMD).")
     to_service_line: ServiceLine = Field(description="The service line suggested from now on (MBE).")
-    due_on: date = Field(description="The day the person turned 27.")
+    due_on: date = Field(
+        description="The first day of the month in which the person turned 27. Coarsened on purpose: the exact day "
+        "would put the birth date on a topic kept for ever."
+    )
+
+    @field_validator("due_on")
+    @classmethod
+    def _to_the_month(cls, value: date) -> date:
+        return value.replace(day=1)
 
 
 class _ConsentFields(Event):

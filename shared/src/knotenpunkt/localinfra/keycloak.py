@@ -147,6 +147,11 @@ class LocalKeycloak:
         return self.state_dir / "keycloak.log"
 
     def start(self, timeout_s: float = 240) -> None:
+        self.launch()
+        self.wait_ready(timeout_s)
+
+    def launch(self) -> None:
+        """Start the server without waiting (it takes 30-60 s): start Kafka meanwhile."""
         for port in (self.port, self.management_port):
             if port_in_use(port):
                 raise InfraError(
@@ -193,10 +198,10 @@ class LocalKeycloak:
             self.process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, env=environment, start_new_session=True
             )
-        wait_for_port(self.port, timeout_s, self.process, self.log_file)
-        self._wait_for_realm(timeout_s)
 
-    def _wait_for_realm(self, timeout_s: float) -> None:
+    def wait_ready(self, timeout_s: float = 240) -> None:
+        """Until the realm is served (its OpenID configuration answers)."""
+        wait_for_port(self.port, timeout_s, self.process, self.log_file)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:

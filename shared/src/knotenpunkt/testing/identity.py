@@ -10,6 +10,7 @@ import html
 import re
 import secrets
 import time
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
@@ -28,6 +29,16 @@ class SignInFailed(AssertionError):
 def dev_secret(client_id: str) -> str:
     """The realm file's local default secret of a client (`${ENV:default}` in the realm)."""
     return f"dev-secret-{client_id}"
+
+
+class _BearerAuth(httpx.Auth):
+    def __init__(self, token: Callable[[], str]) -> None:
+        self._token = token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if "authorization" not in request.headers:
+            request.headers["Authorization"] = f"Bearer {self._token()}"
+        yield request
 
 
 @dataclass
@@ -56,6 +67,14 @@ class Identity:
 
     def headers(self, username: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(username)}"}
+
+    def auth(self, username: str) -> httpx.Auth:
+        """For `httpx.AsyncClient(auth=...)`: every request signed as this person (a request
+        that sets its own Authorization header keeps it)."""
+        return _BearerAuth(lambda: self.token(username))
+
+    def client_auth(self, client_id: str, secret: str | None = None) -> httpx.Auth:
+        return _BearerAuth(lambda: self.client_token(client_id, secret))
 
     def _cached(self, key: str, fetch: object) -> str:
         cached = self._cache.get(key)
