@@ -116,7 +116,7 @@ class TokenVerifier:
                 audience=self.config.audience,
                 issuer=self.config.issuer,
                 options={"require": ["exp", "iat", "iss", "aud"]},
-                leeway=10,
+                leeway=5,  # seconds of clock difference between Keycloak and us
             )
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("token_expired") from None
@@ -126,6 +126,8 @@ class TokenVerifier:
             raise Unauthenticated("token_invalid", reason="issuer") from None
         except jwt.InvalidSignatureError:
             raise Unauthenticated("token_invalid", reason="signature") from None
+        except jwt.MissingRequiredClaimError as missing:
+            raise Unauthenticated("token_invalid", reason="audience" if missing.claim == "aud" else "format") from None
         except jwt.InvalidTokenError:
             raise Unauthenticated("token_invalid", reason="format") from None
 
