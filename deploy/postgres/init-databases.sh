@@ -5,7 +5,8 @@
 # each role's password is its name, matching KP_DATABASE_URL in docker-compose.yml.
 set -euo pipefail
 
-for service in intake cases referrals stats; do
+# keycloak: the identity provider's own database.
+for service in intake cases referrals stats keycloak; do
     psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "${POSTGRES_DB:-$POSTGRES_USER}" \
         -v name="$service" <<'SQL'
 CREATE ROLE :"name" LOGIN PASSWORD :'name';

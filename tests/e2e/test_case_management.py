@@ -37,11 +37,11 @@ def invented_name() -> str:
     return "".join(rng.choice("bdfgklmnprstvz") + rng.choice("aeiou") for _ in range(4)).capitalize()
 
 
-async def test_a_case_managers_work_end_to_end(stack: Stack) -> None:
+async def test_a_case_managers_work_end_to_end(stack: Stack, identity) -> None:
     cases_url = stack.url("cases")
     family_name = invented_name()
     note = f"private remark {uuid.uuid4()}"
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(timeout=10, auth=identity.auth("lead-hochfeld")) as http:
         # 1. A 30-year-old registers at intake; cases opens the MBE case on the event.
         birth = date(date.today().year - 31, 1, 15).isoformat()
         registered = await http.post(

@@ -22,9 +22,9 @@ pytestmark = pytest.mark.e2e
 INBOX_AGENCY = "sozialamt-duisburg"
 
 
-async def test_erasure_forgets_the_person_everywhere_but_keeps_the_figures(stack: Stack) -> None:
+async def test_erasure_forgets_the_person_everywhere_but_keeps_the_figures(stack: Stack, identity) -> None:
     intake, cases, referrals, stats = (stack.url(name) for name in ("intake", "cases", "referrals", "stats"))
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(timeout=10, auth=identity.auth("lead-hochfeld")) as http:
         client = (
             await http.post(
                 f"{intake}/clients",

@@ -20,8 +20,8 @@ pytestmark = pytest.mark.e2e
 PEOPLE = 40
 
 
-async def test_cases_killed_mid_stream_loses_and_doubles_nothing(stack: Stack) -> None:
-    async with httpx.AsyncClient(timeout=10) as http:
+async def test_cases_killed_mid_stream_loses_and_doubles_nothing(stack: Stack, identity) -> None:
+    async with httpx.AsyncClient(timeout=10, auth=identity.auth("lead-hochfeld")) as http:
         # Earlier tests' events may still be travelling; figures are compared once all is quiet.
         await eventually(lambda: settled(stack))
         before = (await http.get(f"{stack.url('stats')}/figures")).json()

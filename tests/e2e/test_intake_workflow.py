@@ -39,7 +39,7 @@ async def events_of(stack: Stack, client_id: str) -> list:
     ]
 
 
-async def test_registration_routes_by_age_and_status_and_shares_only_attributes(stack: Stack) -> None:
+async def test_registration_routes_by_age_and_status_and_shares_only_attributes(stack: Stack, identity) -> None:
     async with httpx.AsyncClient(base_url=stack.url("intake"), timeout=10) as http:
         answer = await http.post("/clients", json=person())
     assert answer.status_code == 201, answer.text
@@ -64,7 +64,7 @@ async def test_registration_routes_by_age_and_status_and_shares_only_attributes(
         assert personal not in body
 
 
-async def test_a_likely_duplicate_is_shown_and_staff_decide(stack: Stack) -> None:
+async def test_a_likely_duplicate_is_shown_and_staff_decide(stack: Stack, identity) -> None:
     first = person(confirm_new=False, family_name="Abdelrahman", given_name="Chadija", birth_year=1961)
     async with httpx.AsyncClient(base_url=stack.url("intake"), timeout=10) as http:
         assert (await http.post("/clients", json=first)).status_code == 201
@@ -78,7 +78,7 @@ async def test_a_likely_duplicate_is_shown_and_staff_decide(stack: Stack) -> Non
         assert confirmed.status_code == 201
 
 
-async def test_corrections_need_the_current_version_and_emit_only_changed_attributes(stack: Stack) -> None:
+async def test_corrections_need_the_current_version_and_emit_only_changed_attributes(stack: Stack, identity) -> None:
     async with httpx.AsyncClient(base_url=stack.url("intake"), timeout=10) as http:
         client = (await http.post("/clients", json=person())).json()
         url = f"/clients/{client['client_id']}"
@@ -105,7 +105,7 @@ async def test_corrections_need_the_current_version_and_emit_only_changed_attrib
     assert "555" not in update.event.model_dump_json()
 
 
-async def test_merging_retires_the_duplicate_and_tells_the_other_services(stack: Stack) -> None:
+async def test_merging_retires_the_duplicate_and_tells_the_other_services(stack: Stack, identity) -> None:
     async with httpx.AsyncClient(base_url=stack.url("intake"), timeout=10) as http:
         keep = (await http.post("/clients", json=person())).json()["client_id"]
         duplicate = (await http.post("/clients", json=person())).json()["client_id"]
@@ -121,7 +121,7 @@ async def test_merging_retires_the_duplicate_and_tells_the_other_services(stack:
     assert str(event.event.merged_client_id) == duplicate
 
 
-async def test_consent_is_recorded_checked_shared_minimally_and_withdrawn(stack: Stack) -> None:
+async def test_consent_is_recorded_checked_shared_minimally_and_withdrawn(stack: Stack, identity) -> None:
     today = date.today()
     async with httpx.AsyncClient(base_url=stack.url("intake"), timeout=10) as http:
         client_id = (await http.post("/clients", json=person())).json()["client_id"]
@@ -170,7 +170,7 @@ async def test_consent_is_recorded_checked_shared_minimally_and_withdrawn(stack:
     assert await eventually(consent_events) == [ClientRegistered, ConsentGiven, ConsentWithdrawn]
 
 
-async def test_reference_data_is_served(stack: Stack) -> None:
+async def test_reference_data_is_served(stack: Stack, identity) -> None:
     async with httpx.AsyncClient(base_url=stack.url("intake"), timeout=10) as http:
         offices = (await http.get("/offices")).json()
         statuses = {s["code"] for s in (await http.get("/residence-statuses")).json()}
@@ -181,7 +181,7 @@ async def test_reference_data_is_served(stack: Stack) -> None:
     assert rules == {"jmd", "mbe", "refugee", "kim"}
 
 
-async def test_a_duplicate_search_finds_variants_and_keeps_names_out_of_the_logs(stack: Stack) -> None:
+async def test_a_duplicate_search_finds_variants_and_keeps_names_out_of_the_logs(stack: Stack, identity) -> None:
     async with httpx.AsyncClient(base_url=stack.url("intake"), timeout=10) as http:
         registered = await http.post(
             "/clients", json=person(family_name="Kowalczyk", given_name="Jadwiga", birth_year=1975)

@@ -136,8 +136,8 @@ def kinds(envelopes: list[Envelope]) -> list[type]:
 
 async def test_an_agency_accepts_and_completes_and_only_its_own_topic_carries_the_persons_data(
     network: Stack,
-) -> None:
-    async with httpx.AsyncClient(timeout=10) as http:
+, identity) -> None:
+    async with httpx.AsyncClient(timeout=10, auth=identity.auth("lead-hochfeld")) as http:
         person = await person_with_case(http, network, "Haddad")
         await give_consent(http, network, person["client_id"], COMPLETES)
         sent = await refer(http, network, person, COMPLETES, "vocational_training")
@@ -166,8 +166,8 @@ async def test_an_agency_accepts_and_completes_and_only_its_own_topic_carries_th
             assert b"Haddad" not in record.value
 
 
-async def test_an_agency_without_capacity_declines_and_the_gap_is_recorded(network: Stack) -> None:
-    async with httpx.AsyncClient(timeout=10) as http:
+async def test_an_agency_without_capacity_declines_and_the_gap_is_recorded(network: Stack, identity) -> None:
+    async with httpx.AsyncClient(timeout=10, auth=identity.auth("lead-hochfeld")) as http:
         person = await person_with_case(http, network, "Petrenko")
         await give_consent(http, network, person["client_id"], DECLINES)
         sent = await refer(http, network, person, DECLINES, "language_integration_course")
@@ -197,8 +197,8 @@ async def test_an_agency_without_capacity_declines_and_the_gap_is_recorded(netwo
     assert await eventually(recorded) == [ReferralSent, ReferralDeclined, UnmetNeedRecorded]
 
 
-async def test_an_agency_that_never_answers_is_reminded_and_the_referral_expires(network: Stack) -> None:
-    async with httpx.AsyncClient(timeout=10) as http:
+async def test_an_agency_that_never_answers_is_reminded_and_the_referral_expires(network: Stack, identity) -> None:
+    async with httpx.AsyncClient(timeout=10, auth=identity.auth("lead-hochfeld")) as http:
         person = await person_with_case(http, network, "Kowalski")
         await give_consent(http, network, person["client_id"], IGNORES)
         sent = await refer(http, network, person, IGNORES, "benefits")
@@ -215,8 +215,8 @@ async def test_an_agency_that_never_answers_is_reminded_and_the_referral_expires
         assert any(g["cause"] == "expired" and g["topic_code"] == "benefits" for g in gaps)
 
 
-async def test_an_answer_for_another_agencys_referral_is_rejected_and_changes_nothing(network: Stack) -> None:
-    async with httpx.AsyncClient(timeout=10) as http:
+async def test_an_answer_for_another_agencys_referral_is_rejected_and_changes_nothing(network: Stack, identity) -> None:
+    async with httpx.AsyncClient(timeout=10, auth=identity.auth("lead-hochfeld")) as http:
         person = await person_with_case(http, network, "Osei")
         await give_consent(http, network, person["client_id"], NO_PARTNER)
         sent = await refer(http, network, person, NO_PARTNER, "family")
@@ -251,8 +251,8 @@ async def test_an_answer_for_another_agencys_referral_is_rejected_and_changes_no
 
 async def test_without_consent_no_referral_and_a_withdrawn_consent_withdraws_the_open_referral(
     network: Stack,
-) -> None:
-    async with httpx.AsyncClient(timeout=10) as http:
+, identity) -> None:
+    async with httpx.AsyncClient(timeout=10, auth=identity.auth("lead-hochfeld")) as http:
         person = await person_with_case(http, network, "Nguyen")
 
         async def refused() -> httpx.Response | None:

@@ -31,14 +31,14 @@ async def relay_roles(http: httpx.AsyncClient, stack: Stack, names: list[str]) -
     return roles
 
 
-async def test_a_replica_killed_mid_stream_leaves_nothing_lost_or_doubled(stack: Stack) -> None:
+async def test_a_replica_killed_mid_stream_leaves_nothing_lost_or_doubled(stack: Stack, identity) -> None:
     cases_port, stats_port = free_ports(2)
     stack.start_replica("cases", "cases-b", cases_port)
     stack.start_replica("stats", "stats-b", stats_port)
     try:
         stack.wait_ready("cases-b")
         stack.wait_ready("stats-b")
-        async with httpx.AsyncClient(timeout=10) as http:
+        async with httpx.AsyncClient(timeout=10, auth=identity.auth("lead-hamborn")) as http:
             await eventually(lambda: settled(stack))
             before = (await http.get(f"{stack.url('stats')}/figures")).json()
 

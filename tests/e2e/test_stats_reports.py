@@ -45,9 +45,9 @@ async def stable_figures(http: httpx.AsyncClient, stack: Stack) -> dict:
     return (await http.get(f"{stack.url('stats')}/figures")).json()
 
 
-async def test_reports_in_json_csv_and_xlsx_and_the_rebuild_command(stack: Stack) -> None:
+async def test_reports_in_json_csv_and_xlsx_and_the_rebuild_command(stack: Stack, identity) -> None:
     year = date.today().year
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx.AsyncClient(timeout=30, auth=identity.auth("lead-hochfeld")) as http:
         await asyncio.gather(*(register(http, stack, n) for n in range(3)))
         before = await stable_figures(http, stack)
 

@@ -31,8 +31,8 @@ async def events_about(stack: Stack, topic: str, client_id: str) -> list:
     return [decode(r.headers, r.value, topic) for r in records if r.key == client_id.encode()]
 
 
-async def test_one_persons_story_end_to_end(stack: Stack) -> None:
-    async with httpx.AsyncClient(timeout=10) as http:
+async def test_one_persons_story_end_to_end(stack: Stack, identity) -> None:
+    async with httpx.AsyncClient(timeout=10, auth=identity.auth("lead-hamborn")) as http:
         # Earlier tests' events may still be travelling; figures are compared once all is quiet.
         await eventually(lambda: settled(stack))
         before = (await http.get(f"{stack.url('stats')}/figures")).json()
@@ -150,7 +150,7 @@ async def test_one_persons_story_end_to_end(stack: Stack) -> None:
                     assert secret not in record.value
 
 
-async def test_a_malformed_event_is_dead_lettered_and_the_services_go_on(stack: Stack) -> None:
+async def test_a_malformed_event_is_dead_lettered_and_the_services_go_on(stack: Stack, identity) -> None:
     garbage_id = str(uuid.uuid4())
     await publish(
         stack.kafka_bootstrap,
@@ -163,7 +163,7 @@ async def test_a_malformed_event_is_dead_lettered_and_the_services_go_on(stack: 
             )
         ],
     )
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(timeout=10, auth=identity.auth("lead-hamborn")) as http:
         registered = await http.post(
             f"{stack.url('intake')}/clients",
             json={
@@ -205,7 +205,7 @@ async def test_a_malformed_event_is_dead_lettered_and_the_services_go_on(stack: 
     ],
 )
 async def test_an_invalid_registration_gets_a_message_per_field(
-    stack: Stack, changes: dict, field: str, code: str
+    stack: Stack, changes: dict, field: str, code: str, identity
 ) -> None:
     registration = {
         "family_name": "Doe",
@@ -215,7 +215,7 @@ async def test_an_invalid_registration_gets_a_message_per_field(
     }
     registration.update(changes)
     registration = {key: value for key, value in registration.items() if value is not None}
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(timeout=10, auth=identity.auth("lead-hamborn")) as http:
         german = await http.post(f"{stack.url('intake')}/clients", json=registration)
         english = await http.post(
             f"{stack.url('intake')}/clients", json=registration, headers={"Accept-Language": "en"}
@@ -227,9 +227,9 @@ async def test_an_invalid_registration_gets_a_message_per_field(
     assert english_error["message"] != error["message"]
 
 
-async def test_unknown_ids_are_404_and_never_500(stack: Stack) -> None:
+async def test_unknown_ids_are_404_and_never_500(stack: Stack, identity) -> None:
     missing = str(uuid.uuid4())
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(timeout=10, auth=identity.auth("lead-hamborn")) as http:
         answers = [
             await http.get(f"{stack.url('intake')}/clients/{missing}"),
             await http.get(f"{stack.url('cases')}/cases/{missing}"),
@@ -251,8 +251,8 @@ async def test_unknown_ids_are_404_and_never_500(stack: Stack) -> None:
     assert malformed.status_code == 422
 
 
-async def test_services_expose_prometheus_metrics_that_move(stack: Stack) -> None:
-    async with httpx.AsyncClient(timeout=10) as http:
+async def test_services_expose_prometheus_metrics_that_move(stack: Stack, identity) -> None:
+    async with httpx.AsyncClient(timeout=10, auth=identity.auth("lead-hamborn")) as http:
         cases_metrics = (await http.get(f"{stack.url('cases')}/metrics")).text
         intake_metrics = (await http.get(f"{stack.url('intake')}/metrics")).text
     # By now (the story ran first) cases has applied registrations and intake's relay published.
@@ -265,8 +265,8 @@ async def test_services_expose_prometheus_metrics_that_move(stack: Stack) -> Non
     assert published and float(published[0].split()[-1]) >= 1
 
 
-async def test_every_service_reports_ready(stack: Stack) -> None:
-    async with httpx.AsyncClient(timeout=10) as http:
+async def test_every_service_reports_ready(stack: Stack, identity) -> None:
+    async with httpx.AsyncClient(timeout=10, auth=identity.auth("lead-hamborn")) as http:
         for service in ("intake", "cases", "referrals", "stats"):
             ready = await http.get(f"{stack.url(service)}/health/ready")
             assert ready.status_code == 200
@@ -274,7 +274,7 @@ async def test_every_service_reports_ready(stack: Stack) -> None:
             assert (await http.get(f"{stack.url(service)}/health/live")).status_code == 200
 
 
-async def test_event_topics_keep_history_and_agency_topics_forget_personal_data(stack: Stack) -> None:
+async def test_event_topics_keep_history_and_agency_topics_forget_personal_data(stack: Stack, identity) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
