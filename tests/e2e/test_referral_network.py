@@ -136,7 +136,8 @@ def kinds(envelopes: list[Envelope]) -> list[type]:
 
 async def test_an_agency_accepts_and_completes_and_only_its_own_topic_carries_the_persons_data(
     network: Stack,
-, identity) -> None:
+    identity,
+) -> None:
     async with httpx.AsyncClient(timeout=10, auth=identity.auth("lead-hochfeld")) as http:
         person = await person_with_case(http, network, "Haddad")
         await give_consent(http, network, person["client_id"], COMPLETES)
@@ -251,7 +252,8 @@ async def test_an_answer_for_another_agencys_referral_is_rejected_and_changes_no
 
 async def test_without_consent_no_referral_and_a_withdrawn_consent_withdraws_the_open_referral(
     network: Stack,
-, identity) -> None:
+    identity,
+) -> None:
     async with httpx.AsyncClient(timeout=10, auth=identity.auth("lead-hochfeld")) as http:
         person = await person_with_case(http, network, "Nguyen")
 
