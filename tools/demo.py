@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -18,6 +19,8 @@ from typing import Any
 
 import httpx
 from tqdm import tqdm
+
+from knotenpunkt.testing.identity import Identity
 
 
 @dataclass(frozen=True)
@@ -111,11 +114,22 @@ async def populate(base: dict[str, str], people: int, seed: int) -> dict[str, in
     rng = random.Random(seed)
     today = date.today()
     counts = {"people": 0, "consultations": 0, "plan goals": 0, "consents": 0, "referrals": 0, "failed": 0}
-    async with httpx.AsyncClient(timeout=20) as http:
-        topics = await _topic_codes(http, base["cases"])
-        agencies = await _agencies_by_kind(http, base["referrals"])
+    # Each office's lead does the work of their office (signed in through Keycloak, as the demo
+    # user of `make up`): registering, consents, consultations, plan goals, referrals.
+    identity = Identity(base["keycloak"])
+    leads = {
+        office: httpx.AsyncClient(timeout=20, auth=identity.auth(f"lead-{office.removeprefix('rsc-')}"))
+        for office in ("rsc-hamborn", "rsc-hochfeld", "rsc-rheinhausen")
+    }
+    async with contextlib.AsyncExitStack() as stack:
+        for client in leads.values():
+            await stack.enter_async_context(client)
+        any_lead = leads["rsc-hamborn"]
+        topics = await _topic_codes(any_lead, base["cases"])
+        agencies = await _agencies_by_kind(any_lead, base["referrals"])
         for _ in tqdm(range(people), desc="demo people", unit="person"):
             _origin, person = invent_person(rng, today)
+            http = leads[person["office_id"]]
             registered = await http.post(f"{base['intake']}/clients", json=person)
             if registered.status_code != 201:
                 counts["failed"] += 1
@@ -129,7 +143,7 @@ async def populate(base: dict[str, str], people: int, seed: int) -> dict[str, in
                     f"{base['intake']}/clients/{client_id}/consents",
                     json={"purpose": "sharing", "agency_kind": consented_kind,
                           "data_categories": ["name", "contact", "topic"], "text_version": "2026-01",
-                          "given_on": today.isoformat(), "recorded_by": "demo"},
+                          "given_on": today.isoformat()},
                 )  # fmt: skip
                 counts["consents"] += consent.status_code == 201
             case_id = await _case_of(http, base["cases"], client_id)
@@ -215,8 +229,9 @@ def main() -> None:
     parser.add_argument("--intake", default="http://127.0.0.1:8001")
     parser.add_argument("--cases", default="http://127.0.0.1:8002")
     parser.add_argument("--referrals", default="http://127.0.0.1:8003")
+    parser.add_argument("--keycloak", default="http://127.0.0.1:8080")
     args = parser.parse_args()
-    urls = {"intake": args.intake, "cases": args.cases, "referrals": args.referrals}
+    urls = {"intake": args.intake, "cases": args.cases, "referrals": args.referrals, "keycloak": args.keycloak}
     counts = asyncio.run(populate(urls, args.people, args.seed))
     print(", ".join(f"{value} {name}" for name, value in counts.items()))
 
