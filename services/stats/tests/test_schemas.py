@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 
 from knotenpunkt.db import Database
+from knotenpunkt.http import install_error_handlers
+from knotenpunkt.uow import Actor
 from stats import measures
 from stats.api import build_router
 from stats.reports import Report, Table, load_definitions
@@ -15,19 +18,47 @@ from stats.schemas import FiguresQueryResult, ReportAnswer
 from stats.suppression import TOTAL
 
 
-def app() -> FastAPI:
-    """The routes without a database: enough for the OpenAPI document and the routes that read no table."""
+def app(actor: Actor | None = None) -> FastAPI:
+    """The routes without a database: enough for the OpenAPI document and the routes that read no
+    table. The actor stands in for the authentication middleware (the integration tests use
+    Keycloak's tokens)."""
     application = FastAPI()
+    install_error_handlers(application)
     application.include_router(build_router(cast(Database, None), load_definitions(), 4))
+
+    @application.middleware("http")
+    async def signed_in(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        request.state.actor = actor or Actor.staff("coordinator", "coordinator")
+        return await call_next(request)
+
     return application
 
 
 def test_query_rows_keep_their_keys_types_and_order() -> None:
     rows: list[dict[str, Any]] = [
-        {"period": "2025-Q1", "office": "rsc-hamborn", "cases_new": 3, "hours": 12.0, "cases_new_growth_pct": None},
-        {"period": "2025-Q2", "office": None, "cases_new": 0, "hours": 0.5, "cases_new_growth_pct": -12.5},
+        {
+            "period": "2025-Q1",
+            "office": "rsc-hamborn",
+            "cases_new": None,
+            "hours": 12.0,
+            "cases_new_growth_pct": None,
+            "suppressed": ["cases_new", "cases_new_growth_pct"],
+        },
+        {
+            "period": "2025-Q2",
+            "office": None,
+            "cases_new": 0,
+            "hours": 0.5,
+            "cases_new_growth_pct": -12.5,
+            "suppressed": [],
+        },
     ]
-    answer = {"measures": ["cases_new", "hours"], "keys": ["period", "office"], "rows": rows}
+    answer = {
+        "measures": ["cases_new", "hours"],
+        "keys": ["period", "office"],
+        "rows": rows,
+        "suppression": {"threshold": 4, "rule": "counts from 1 to 4"},
+    }
     dumped = FiguresQueryResult.model_validate(answer).model_dump(mode="json")
     assert dumped == answer
     assert [list(row) for row in dumped["rows"]] == [list(row) for row in rows]

@@ -1,4 +1,16 @@
-"""Figures for coordinators and funders. Counts only; no person is identifiable here."""
+"""Figures for coordinators and funders. Counts only; no person is identifiable here.
+
+Who may ask: every route needs `Action.FIGURES_READ` (coordinator and office lead; see
+knotenpunkt.policy). The catalogue too: it holds no counts, but it is the map of what the
+figures can tell, and nobody without the figures needs it. Stats has no operational HTTP route:
+the rebuild is a command on the host (`python -m stats.rebuild`), so no REFERENCE_WRITE or
+OPERATIONS_READ route here.
+
+What is answered: every count goes through small-count suppression (stats.suppression), the
+headline figures and the free query as much as the reports: no answer holds a count from 1 to
+the threshold, nor a figure that gives one back from the totals in the same answer (issue 9:
+the query once answered 198 cells of count 1 to anyone).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +20,13 @@ from datetime import date
 from typing import Annotated, Any, TypeVar
 
 import asyncpg
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from knotenpunkt.db import Database
 from knotenpunkt.errors import Invalid, NotFound
 from knotenpunkt.i18n import negotiate, register_messages
+from knotenpunkt.identity import allow
+from knotenpunkt.policy import Action
 from knotenpunkt.projection import PROJECTION_TRANSIENT_ERRORS
 from stats import export, measures, queries, readmodel
 from stats.reports import ReportDefinition, build
@@ -25,7 +39,9 @@ from stats.schemas import (
     ReferralCounts,
     ReportAnswer,
     ReportSummary,
+    Suppression,
 )
+from stats.suppression import RULE, TOTAL, published_row, small, suppress
 
 T = TypeVar("T")
 
@@ -92,9 +108,11 @@ async def _read(database: Database, work: Callable[[asyncpg.Connection], Awaitab
 
 
 def build_router(database: Database, definitions: dict[str, ReportDefinition], suppression_threshold: int) -> APIRouter:
-    router = APIRouter(tags=["figures"])
+    # Anonymous figures and reports: the coordinator's and office leads' permission.
+    router = APIRouter(tags=["figures"], dependencies=[Depends(allow(Action.FIGURES_READ))])
+    rule = Suppression(threshold=suppression_threshold, rule=RULE)
 
-    @router.get("/figures", summary="Headline figures of the network")
+    @router.get("/figures", summary="Headline figures of the network (small counts suppressed)")
     async def figures() -> Figures:
         async def work(connection: asyncpg.Connection) -> Figures:
             persons = await connection.fetchval("SELECT count(*) FROM persons WHERE registered_at IS NOT NULL")
@@ -118,18 +136,15 @@ def build_router(database: Database, definitions: dict[str, ReportDefinition], s
             )
             unmet = await connection.fetchval("SELECT count(*) FROM unmet_needs")
             handovers = await connection.fetchval("SELECT count(*) FROM handovers")
-            return Figures(
+            return headline(
                 persons_registered=persons,
-                open_cases=[OpenCases(**row) for row in open_cases],
-                open_cases_total=sum(row["cases"] for row in open_cases),
-                cases_opened=cases["opened"],
-                cases_closed=cases["closed"],
-                consultations=consultations["consultations"],
-                family_members_counselled=consultations["family_members"],
-                unique_persons_counselled=consultations["unique_persons"],
-                referrals=ReferralCounts(**referrals),
+                open_cases=[dict(row) for row in open_cases],
+                cases=dict(cases),
+                consultations=dict(consultations),
+                referrals=dict(referrals),
                 unmet_needs=unmet,
                 handovers_due=handovers,
+                threshold=suppression_threshold,
             )
 
         return await _read(database, work)
@@ -178,15 +193,16 @@ def build_router(database: Database, definitions: dict[str, ReportDefinition], s
             problems.append(("growth", "growth_needs_period", {}))
         if problems:
             raise Invalid.at(problems)
-        count = queries.count_with_growth if growth else queries.count
-        rows = await _read(database, lambda connection: count(connection, wanted))
+        rows, hidden = await _read(
+            database, lambda connection: queries.suppressed(connection, wanted, suppression_threshold, growth)
+        )
+        # Only what was asked for: the measures counted alongside (bases, parts) are not published.
+        columns = [*wanted.measures, *(f"{name}_growth_pct" for name in wanted.measures if growth)]
         return FiguresQueryResult(
             measures=list(wanted.measures),
             keys=list(wanted.keys),
-            rows=[
-                {k: v for k, v in row.items() if k in wanted.keys or k in wanted.measures or k.endswith("_growth_pct")}
-                for row in rows
-            ],
+            rows=[published_row(row, index, wanted.keys, columns, hidden) for index, row in enumerate(rows)],
+            suppression=rule,
         )
 
     @router.get("/reports", summary="The report definitions")
@@ -242,6 +258,70 @@ def build_router(database: Database, definitions: dict[str, ReportDefinition], s
         return ReportAnswer.model_validate(built.as_json())
 
     return router
+
+
+_OPEN_CASES_KEYS = ("service_line", "office_id")
+
+
+def headline(
+    persons_registered: int,
+    open_cases: list[dict[str, Any]],
+    cases: dict[str, int],
+    consultations: dict[str, int],
+    referrals: dict[str, int],
+    unmet_needs: int,
+    handovers_due: int,
+    threshold: int,
+) -> Figures:
+    """The headline figures as published: small counts and what would give them back are null.
+
+    Open cases by service line and office are a table like a report's (secondary suppression
+    along its lines and against its total). Cases opened = open now + closed now (all but the
+    odd case whose closing arrived before its opening), so when either part is hidden the sum
+    is hidden too: one hidden part could otherwise be computed from the other two. Every other
+    figure is a count of its own and hidden when small."""
+    open_rows = [{**row, "open_cases_now": row["cases"]} for row in open_cases]
+    open_total = sum(row["cases"] for row in open_cases)
+    hidden_open = suppress(open_rows, {"open_cases_now": open_total}, _OPEN_CASES_KEYS, ("open_cases_now",), threshold)
+    values: dict[str, int] = {
+        "persons_registered": persons_registered,
+        "open_cases_total": open_total,
+        "cases_opened": cases["opened"],
+        "cases_closed": cases["closed"],
+        "consultations": consultations["consultations"],
+        "family_members_counselled": consultations["family_members"],
+        "unique_persons_counselled": consultations["unique_persons"],
+        "unmet_needs": unmet_needs,
+        "handovers_due": handovers_due,
+        **{f"referrals.{name}": value for name, value in referrals.items()},
+    }
+    suppressed = {name for name, value in values.items() if small(value, threshold)}
+    if (TOTAL, "open_cases_now") in hidden_open:
+        suppressed.add("open_cases_total")
+    if suppressed & {"open_cases_total", "cases_closed"} and values["cases_opened"] > 0:
+        suppressed.add("cases_opened")
+    published = {name: None if name in suppressed else value for name, value in values.items()}
+    rows = []
+    for index, row in enumerate(open_rows):
+        shown = published_row(row, index, _OPEN_CASES_KEYS, ("cases",), {(i, "cases") for i, _ in hidden_open})
+        rows.append(OpenCases(service_line=row["service_line"], office_id=row["office_id"], cases=shown["cases"]))
+        if shown["cases"] is None:
+            suppressed.add(f"open_cases[{row['service_line']}/{row['office_id']}]")
+    return Figures(
+        persons_registered=published["persons_registered"],
+        open_cases=rows,
+        open_cases_total=published["open_cases_total"],
+        cases_opened=published["cases_opened"],
+        cases_closed=published["cases_closed"],
+        consultations=published["consultations"],
+        family_members_counselled=published["family_members_counselled"],
+        unique_persons_counselled=published["unique_persons_counselled"],
+        referrals=ReferralCounts(**{name: published[f"referrals.{name}"] for name in referrals}),
+        unmet_needs=published["unmet_needs"],
+        handovers_due=published["handovers_due"],
+        suppressed=sorted(suppressed),
+        suppression=Suppression(threshold=threshold, rule=RULE),
+    )
 
 
 def _format(requested: str | None, accept: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -17,6 +18,7 @@ from stats.measures import (
     previous_label,
     sql_measures,
 )
+from stats.suppression import Cell, hide_growth, suppress
 
 Row = dict[str, Any]
 
@@ -77,22 +79,47 @@ def _rounded(value: Any, decimals: int) -> Any:
     return value
 
 
-async def count_with_growth(connection: asyncpg.Connection, query: Query) -> list[Row]:
-    """Like `count`, with `<measure>_growth_pct` against the previous period for every measure
-    (the period before the first one is counted too, then left out)."""
+async def total(connection: asyncpg.Connection, query: Query) -> Row:
+    """The query's measures over all its rows (no breakdown, no period): what a query without
+    `by` publishes, so what secondary suppression must keep a hidden cell from being computed from."""
+    [row] = await count(
+        connection, Query(measures=query.measures, start=query.start, end=query.end, filters=query.filters)
+    )
+    return row
+
+
+async def suppressed(
+    connection: asyncpg.Connection, query: Query, threshold: int, growth: bool = False
+) -> tuple[list[Row], set[Cell]]:
+    """The rows of `count` and the cells not to publish (small-count suppression against the
+    query's total). With `growth`, every row also gets `<measure>_growth_pct` against the
+    previous period (the period before the first one is counted too, then left out); a growth
+    rate is hidden with its cell and with the cell it is compared with, as that period's own
+    answer would hide it."""
+    if not growth:
+        rows = await count(connection, query)
+        return rows, suppress(rows, await total(connection, query), query.keys, query.measures, threshold)
     if query.period is None or query.start is None:
         raise ValueError("growth needs a period and a start")
-    earlier = replace(query, start=period_before(query.period, query.start))
-    rows = await count(connection, earlier)
-    index = {tuple(row[key] for key in query.keys): row for row in rows}
+    earlier_start = period_before(query.period, query.start)
+    counted = await count(connection, replace(query, start=earlier_start))
     first = period_label(query.period, query.start)
-    result = []
+    # The first period's row is recounted from the earlier start (as before): it is the one published.
+    rows = [row for row in counted if row["period"] >= first]
+    earlier = [row for row in counted if row["period"] < first]
+    hidden = suppress(rows, await total(connection, query), query.keys, query.measures, threshold)
+    earlier_query = replace(query, start=earlier_start, end=query.start - timedelta(days=1))
+    earlier_hidden = suppress(earlier, await total(connection, earlier_query), query.keys, query.measures, threshold)
+    index: dict[tuple[Any, ...], tuple[int, Row, set[Cell]]] = {}
+    for position, row in enumerate(earlier):
+        index[tuple(row[key] for key in query.keys)] = (position, row, earlier_hidden)
+    for position, row in enumerate(rows):
+        index[tuple(row[key] for key in query.keys)] = (position, row, hidden)
+    previous: list[tuple[int, Row, set[Cell]] | None] = []
     for row in rows:
-        if row["period"] < first:
-            continue
-        previous_key = (previous_label(query.period, row["period"]), *(row[key] for key in query.by))
-        previous = index.get(previous_key, {})
+        before = index.get((previous_label(query.period, row["period"]), *(row[key] for key in query.by)))
+        previous.append(before)
         for name in query.measures:
-            row[f"{name}_growth_pct"] = growth_pct(row.get(name), previous.get(name, 0))
-        result.append(row)
-    return result
+            row[f"{name}_growth_pct"] = growth_pct(row.get(name), before[1].get(name, 0) if before else 0)
+    hide_growth(rows, hidden, previous, query.measures)
+    return rows, hidden

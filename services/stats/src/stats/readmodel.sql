@@ -6,6 +6,7 @@
 
 CREATE UNLOGGED TABLE persons (
     client_id            uuid PRIMARY KEY,
+    -- The start of the local day of the registration, never the exact time (data minimisation).
     registered_at        timestamptz,
     service_line         text,
     service_lines        text[],
@@ -124,6 +125,7 @@ CREATE UNLOGGED TABLE unmet_needs (
 -- JMD -> MBE handovers due (a young person turned 27).
 CREATE UNLOGGED TABLE handovers (
     client_id         uuid NOT NULL,
+    -- The first day of the month it is due in: the exact day would be the 27th birthday.
     due_on            date NOT NULL,
     from_service_line text NOT NULL,
     to_service_line   text NOT NULL,

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from stats.measures import MEASURES, PERIODS, Query, allowed_dimensions, growth_pct, periodic, query_problems
 from stats.queries import Row, count
-from stats.suppression import TOTAL, suppress
+from stats.suppression import RULE, TOTAL, published_row, suppress
 
 DEFINITIONS = Path(__file__).parent / "reports"
 
@@ -129,8 +129,7 @@ class Report:
             "filters": {name: list(values) for name, values in self.definition.filters.items()},
             "suppression": {
                 "threshold": self.threshold,
-                "rule": "counts from 1 to the threshold, and the cells that would let them be computed back, "
-                "are published as null and listed in `suppressed`",
+                "rule": RULE,
             },
             "tables": [
                 {
@@ -148,10 +147,7 @@ class Report:
 
 def _published_row(table: Table, index: int) -> dict[str, Any]:
     source = table.total if index == TOTAL else table.rows[index]
-    row: dict[str, Any] = {key: source.get(key) for key in table.keys}
-    row.update({column: table.cell(index, column) for column in table.columns})
-    row["suppressed"] = [column for column in table.columns if (index, column) in table.hidden]
-    return row
+    return published_row(source, index, table.keys, table.columns, table.hidden)
 
 
 async def build(

@@ -11,6 +11,9 @@ when a part is, and a suppressed sum hides one of its parts. Non-additive figure
 ratios) are suppressed with the count they are computed from.
 
 Cells are addressed as (row index, measure); the total row has index TOTAL.
+
+Every figure the API answers goes through here, reports and the free query (`/figures/query`)
+alike, and the headline figures (`/figures`) too: a count of one person is a person.
 """
 
 from __future__ import annotations
@@ -22,6 +25,16 @@ from stats.measures import MEASURES
 
 TOTAL = -1
 Cell = tuple[int, str]
+
+RULE = (
+    "counts from 1 to the threshold, and the cells that would let them be computed back, "
+    "are published as null and listed in `suppressed`"
+)
+
+
+def small(value: Any, threshold: int) -> bool:
+    """A count that is not published on its own (primary suppression)."""
+    return isinstance(value, int | float) and 0 < value <= threshold
 
 
 def suppress(
@@ -84,6 +97,37 @@ def suppress(
             if (index, measure.base) in hidden or (isinstance(base, int | float) and 0 < base <= threshold):
                 hidden.add((index, name))
     return hidden
+
+
+def hide_growth(
+    rows: Sequence[Mapping[str, Any]],
+    hidden: set[Cell],
+    previous: Sequence[tuple[int, Mapping[str, Any], set[Cell]] | None],
+    measures: Sequence[str],
+) -> None:
+    """Hide `<measure>_growth_pct` where the cell or the cell it is compared with is hidden:
+    a growth rate and one value give the other back. `previous[i]` is the previous period's
+    cell of row i as (its index, its row, the hidden cells of the answer it belongs to), or None.
+    Adds to `hidden` in place."""
+    for index, row in enumerate(rows):
+        before = previous[index]
+        for name in measures:
+            column = f"{name}_growth_pct"
+            if column not in row:
+                continue
+            if (index, name) in hidden or (before is not None and (before[0], name) in before[2]):
+                hidden.add((index, column))
+
+
+def published_row(
+    source: Mapping[str, Any], index: int, keys: Sequence[str], columns: Sequence[str], hidden: set[Cell]
+) -> dict[str, Any]:
+    """A row as published: its keys, its columns (None where hidden) and `suppressed`, the list
+    of the columns published as None."""
+    row: dict[str, Any] = {key: source.get(key) for key in keys}
+    row.update({column: None if (index, column) in hidden else source.get(column) for column in columns})
+    row["suppressed"] = [column for column in columns if (index, column) in hidden]
+    return row
 
 
 def _with_bases(measures: Sequence[str]) -> list[str]:

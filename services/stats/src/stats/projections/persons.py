@@ -1,11 +1,37 @@
-"""Persons: the non-identifying attributes of registered people (the breakdown dimensions)."""
+"""Persons: the non-identifying attributes of registered people (the breakdown dimensions).
+
+Stats keeps no more precision than a figure needs (data minimisation): the registration as its
+local day, a handover as its month. Intake's events carry no more than that either (issue 9),
+but stats coarsens on its own too, so events written before that change (re-read by a rebuild)
+leave no exact registration time or 27th birthday in the read model.
+"""
 
 from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
 from knotenpunkt.events import ClientRegistered, ClientsMerged, ClientUpdated, ServiceLineHandoverDue
+from stats.measures import TIMEZONE
 from stats.projections._batch import SEPARATOR, SPLIT, columns, joined, rounds, transposed
+
+_LOCAL = ZoneInfo(TIMEZONE)
+
+
+def registration_day(at: datetime) -> datetime:
+    """The start of the network's local day of a registration. Idempotent whether the event
+    carries the exact time or a day (UTC or local midnight): it is never later than the
+    registration, so a correction of the same day still counts as newer (attributes_as_of)."""
+    moment = at if at.tzinfo else at.replace(tzinfo=UTC)  # events speak UTC
+    return datetime.combine(moment.astimezone(_LOCAL).date(), time(), _LOCAL)
+
+
+def handover_month(due_on: date) -> date:
+    """The first day of the month the handover is due in (the exact day is the 27th birthday)."""
+    return due_on.replace(day=1)
+
 
 # Attributes a correction (ClientUpdated) may change; each is a column of `persons`.
 CORRECTABLE = (
@@ -56,7 +82,7 @@ async def client_registered(connection: asyncpg.Connection, events: list[ClientR
         rows = [
             (
                 e.client_id,
-                e.registered_at,
+                registration_day(e.registered_at),
                 e.service_line.value,
                 # Events from before `service_lines` existed: the one service line applies.
                 SEPARATOR.join(line.value for line in (e.service_lines or (e.service_line,))),
@@ -138,7 +164,7 @@ async def handover_due(connection: asyncpg.Connection, events: list[ServiceLineH
         *columns(
             events,
             lambda e: e.client_id,
-            lambda e: e.due_on,
+            lambda e: handover_month(e.due_on),
             lambda e: e.from_service_line.value,
             lambda e: e.to_service_line.value,
         ),
