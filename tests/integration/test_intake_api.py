@@ -1,31 +1,59 @@
-"""Intake's HTTP API on the real database (no broker needed: events stop in the outbox): the
-answers staff and the other services rely on, from registration to erasure."""
+"""Intake's HTTP API on the real database and the real Keycloak (no broker needed: events stop in
+the outbox): the answers staff and the other services rely on, from registration to erasure,
+each asked by a signed-in demo user, and each permission rule from its allowed and its denied
+side."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import date, timedelta
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from intake.api import build_router
 from intake.app import MIGRATIONS
 from knotenpunkt.db import Database
-from knotenpunkt.http import create_api
+from knotenpunkt.testing.apps import check_guarded, secured_api
+from knotenpunkt.testing.identity import Identity
 from knotenpunkt.uow import UnitsOfWork
 
 pytestmark = pytest.mark.integration
 
+As = Callable[[str], httpx.AsyncClient]
+
+
+def intake_app(database: Database, peers: dict | None = None) -> FastAPI:
+    app = secured_api("intake", database)
+    app.include_router(build_router(UnitsOfWork(database, "knotenpunkt/intake"), peers or {}))
+    return check_guarded(app)
+
 
 @pytest.fixture
-async def intake(make_database) -> AsyncIterator[tuple[httpx.AsyncClient, Database]]:
+async def intake(make_database, identity: Identity) -> AsyncIterator[tuple[As, Database]]:
+    """`as_("intake-hochfeld")`: an HTTP client of intake signed in as that demo user."""
     database = await make_database("intake", MIGRATIONS)
-    app = create_api("intake under test")
-    app.include_router(build_router(UnitsOfWork(database, "knotenpunkt/intake")))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake") as http:
-        yield http, database
+    transport = httpx.ASGITransport(app=intake_app(database))
+    clients: list[httpx.AsyncClient] = []
+
+    def as_(user: str) -> httpx.AsyncClient:
+        headers = identity.headers(user) if user != "nobody" else {}
+        clients.append(httpx.AsyncClient(transport=transport, base_url="http://intake", headers=headers))
+        return clients[-1]
+
+    yield as_, database
+    for client in clients:
+        await client.aclose()
+
+
+def relayed(identity: Identity, service: str, person: str) -> dict[str, str]:
+    """What a service sends when it asks intake on a person's behalf."""
+    return {
+        "Authorization": f"Bearer {identity.client_token(f'knotenpunkt-{service}')}",
+        "X-On-Behalf-Of": identity.token(person),
+    }
 
 
 def person(**changes: object) -> dict:
@@ -46,7 +74,8 @@ async def outbox_types(database: Database) -> list[str]:
 
 
 async def test_registration_answers_the_routing_and_a_repeat_with_the_same_key_changes_nothing(intake) -> None:
-    http, database = intake
+    as_, database = intake
+    http = as_("intake-hochfeld")
     headers = {"Idempotency-Key": str(uuid.uuid4())}
     registered = await http.post("/clients", json=person(), headers=headers)
     assert registered.status_code == 201, registered.text
@@ -62,8 +91,30 @@ async def test_registration_answers_the_routing_and_a_repeat_with_the_same_key_c
     assert await outbox_types(database) == ["ClientRegistered", "ClientRegistered"]
 
 
+async def test_registering_is_allowed_at_ones_own_office_only(intake) -> None:
+    as_, database = intake
+    assert (await as_("intake-hochfeld").post("/clients", json=person())).status_code == 201
+    assert (await as_("lead-hochfeld").post("/clients", json=person())).status_code == 201
+    elsewhere = await as_("intake-hamborn").post("/clients", json=person(), headers={"Accept-Language": "en"})
+    assert (elsewhere.status_code, elsewhere.json()["code"]) == (403, "forbidden_office")
+    assert "another office" in elsewhere.json()["message"]
+    coordinator = await as_("coordinator").post("/clients", json=person())
+    assert (coordinator.status_code, coordinator.json()["code"]) == (403, "forbidden_role")
+    assert (await as_("nobody").post("/clients", json=person())).status_code == 401
+    assert await outbox_types(database) == ["ClientRegistered", "ClientRegistered"]
+    async with database.connection() as connection:
+        denied = await connection.fetch(
+            "SELECT actor_id, outcome, reason FROM audit_log WHERE route = '/clients' AND status = 403 ORDER BY seq"
+        )
+    assert [tuple(row) for row in denied] == [
+        ("intake-hamborn", "denied", "forbidden_office"),
+        ("coordinator", "denied", "forbidden_role"),
+    ]
+
+
 async def test_a_likely_duplicate_is_a_409_with_the_candidates(intake) -> None:
-    http, _ = intake
+    as_, _ = intake
+    http = as_("intake-hochfeld")
     first = person(family_name="Abdelrahman", given_name="Chadija", birth_year=1961, confirm_new=False)
     existing = (await http.post("/clients", json=first)).json()
     again = {**first, "family_name": "Abd el Rahman", "given_name": "Khadija", "birth_date": "1961-03-04"}
@@ -79,8 +130,34 @@ async def test_a_likely_duplicate_is_a_409_with_the_candidates(intake) -> None:
     assert (await http.post("/clients", json={**again, "confirm_new": True})).status_code == 201
 
 
+async def test_the_duplicate_search_finds_only_persons_of_ones_own_offices(intake) -> None:
+    as_, database = intake
+    registered = await as_("intake-hochfeld").post(
+        "/clients", json=person(family_name="Kowalczyk", given_name="Jadwiga", birth_year=1975)
+    )
+    wanted = {"family_name": "Kowalczyk", "given_name": "Jadwiga", "birth_year": 1975}
+    same_office = await as_("staff-hochfeld-1").post("/clients/duplicate-check", json=wanted)
+    assert [c["client_id"] for c in same_office.json()] == [registered.json()["client_id"]]
+    other_office = await as_("intake-hamborn").post("/clients/duplicate-check", json=wanted)
+    assert (other_office.status_code, other_office.json()) == (200, [])
+    # Registering at Hamborn shows no Hochfeld person as a likely duplicate either.
+    at_hamborn = await as_("intake-hamborn").post(
+        "/clients", json=person(family_name="Kowalczyk", given_name="Jadwiga", birth_year=1975,
+                                office_id="rsc-hamborn", confirm_new=False),
+    )  # fmt: skip
+    assert at_hamborn.status_code == 201
+    coordinator = await as_("coordinator").post("/clients/duplicate-check", json=wanted)
+    assert (coordinator.status_code, coordinator.json()["code"]) == (403, "forbidden_role")
+    async with database.connection() as connection:
+        concerned = await connection.fetchval(
+            "SELECT client_ids FROM audit_log WHERE route = '/clients/duplicate-check' AND actor_id = 'staff-hochfeld-1'"
+        )
+    assert [str(c) for c in concerned] == [registered.json()["client_id"]]
+
+
 async def test_registration_checks_reference_data_and_the_routing_gate(intake) -> None:
-    http, _ = intake
+    as_, _ = intake
+    http = as_("intake-hochfeld")
     office = await http.post("/clients", json=person(office_id="rsc-nowhere"))
     assert office.status_code == 422 and office.json()["errors"][0]["field"] == "office_id"
     assert office.json()["errors"][0]["code"] == "unknown_office"
@@ -99,7 +176,8 @@ async def test_registration_checks_reference_data_and_the_routing_gate(intake) -
 
 
 async def test_a_correction_needs_the_current_version_and_shares_only_attributes(intake) -> None:
-    http, database = intake
+    as_, database = intake
+    http = as_("intake-hochfeld")
     client_id = (await http.post("/clients", json=person())).json()["client_id"]
     url = f"/clients/{client_id}"
     record = await http.get(url)
@@ -130,8 +208,35 @@ async def test_a_correction_needs_the_current_version_and_shares_only_attributes
     assert "Marxloh" in payload and "555" not in payload
 
 
+async def test_a_persons_record_is_read_and_corrected_at_its_office_only(intake, identity: Identity) -> None:
+    as_, _ = intake
+    client_id = (await as_("intake-hochfeld").post("/clients", json=person())).json()["client_id"]
+    url = f"/clients/{client_id}"
+    assert (await as_("staff-hochfeld-1").get(url)).status_code == 200
+    assert (await as_("lead-hochfeld").patch(url, json={"city": "Duisburg"}, headers={"If-Match": '"1"'})).json()[
+        "changed"
+    ] == ["city"]
+    other = await as_("staff-hamborn-1").get(url)
+    assert (other.status_code, other.json()["code"]) == (403, "forbidden_office")
+    not_corrected = await as_("intake-hamborn").patch(url, json={"city": "Moers"}, headers={"If-Match": '"2"'})
+    assert (not_corrected.status_code, not_corrected.json()["code"]) == (403, "forbidden_office")
+    for role in ("coordinator", "admin", "dpo", "agency-jobcenter-duisburg"):
+        refused = await as_(role).get(url)
+        assert (refused.status_code, refused.json()["code"]) == (403, "forbidden_role"), role
+    # Cases relaying a case manager's request: the same check applies to the person behind it.
+    http = as_("nobody")
+    assert (await http.get(url, headers=relayed(identity, "cases", "staff-hochfeld-1"))).status_code == 200
+    relayed_other = await http.get(url, headers=relayed(identity, "cases", "staff-hamborn-1"))
+    assert (relayed_other.status_code, relayed_other.json()["code"]) == (403, "forbidden_office")
+    # A service on its own may read nobody.
+    alone = await http.get(url, headers={"Authorization": f"Bearer {identity.client_token('knotenpunkt-cases')}"})
+    assert alone.status_code == 403
+    assert (await http.get(url)).status_code == 401
+
+
 async def test_merging_retires_the_duplicate_once(intake) -> None:
-    http, database = intake
+    as_, database = intake
+    http = as_("intake-hochfeld")
     keep = (await http.post("/clients", json=person())).json()["client_id"]
     duplicate = (await http.post("/clients", json=person())).json()["client_id"]
     merged = await http.post(f"/clients/{keep}/merge", json={"duplicate_client_id": duplicate})
@@ -147,15 +252,30 @@ async def test_merging_retires_the_duplicate_once(intake) -> None:
     assert (await outbox_types(database))[-1] == "ClientsMerged"
 
 
-async def test_consent_is_recorded_checked_shared_minimally_and_withdrawn_once(intake) -> None:
-    http, database = intake
+async def test_merging_needs_both_records_in_reach(intake) -> None:
+    as_, database = intake
+    hochfeld = (await as_("intake-hochfeld").post("/clients", json=person())).json()["client_id"]
+    hamborn = (await as_("intake-hamborn").post("/clients", json=person(office_id="rsc-hamborn"))).json()["client_id"]
+    other = (await as_("intake-hamborn").post("/clients", json=person(office_id="rsc-hamborn"))).json()["client_id"]
+    across = await as_("lead-hamborn").post(f"/clients/{hamborn}/merge", json={"duplicate_client_id": hochfeld})
+    assert (across.status_code, across.json()["code"]) == (403, "forbidden_office")
+    case_manager = await as_("staff-hamborn-1").post(f"/clients/{hamborn}/merge", json={"duplicate_client_id": other})
+    assert (case_manager.status_code, case_manager.json()["code"]) == (403, "forbidden_role")
+    allowed = await as_("lead-hamborn").post(f"/clients/{hamborn}/merge", json={"duplicate_client_id": other})
+    assert allowed.status_code == 200, allowed.text
+    assert (await outbox_types(database)).count("ClientsMerged") == 1
+
+
+async def test_consent_is_recorded_checked_shared_minimally_and_withdrawn_once(intake, identity: Identity) -> None:
+    as_, database = intake
+    http = as_("staff-hochfeld-1")
     today = date.today()
-    client_id = (await http.post("/clients", json=person())).json()["client_id"]
+    client_id = (await as_("intake-hochfeld").post("/clients", json=person())).json()["client_id"]
     given = await http.post(
         f"/clients/{client_id}/consents",
         json={"purpose": "sharing", "agency_kind": "jobcenter", "data_categories": ["name", "topic"],
               "text_version": "2026-01", "given_on": today.isoformat(),
-              "valid_until": (today + timedelta(days=365)).isoformat(), "recorded_by": "staff-hochfeld-1"},
+              "valid_until": (today + timedelta(days=365)).isoformat()},
     )  # fmt: skip
     assert given.status_code == 201, given.text
     consent = given.json()
@@ -164,60 +284,160 @@ async def test_consent_is_recorded_checked_shared_minimally_and_withdrawn_once(i
         ["name", "topic"],
         None,
     )
+    # Who recorded it comes from the sign-in.
+    assert consent["recorded_by"] == "staff-hochfeld-1"
     assert (await http.get(f"/clients/{client_id}/consents")).json() == [consent]
 
     check = f"/clients/{client_id}/consent-check"
-    granted = await http.get(check, params={"purpose": "sharing", "agency_kind": "jobcenter", "categories": "name"})
+    params = {"purpose": "sharing", "agency_kind": "jobcenter", "categories": "name"}
+    granted = await http.get(check, params=params)
     assert granted.json() == {
         "granted": True, "consent_id": consent["consent_id"], "categories": ["name", "topic"], "reason": None
     }  # fmt: skip
     nonsense = await http.get(check, params={"purpose": "sharing", "categories": "name,shoe_size"})
     assert nonsense.status_code == 422 and nonsense.json()["errors"][0]["field"] == "categories"
-    shared = (await http.get(f"/clients/{client_id}/shared-data", params={"agency_kind": "jobcenter"})).json()
+    from_referrals = relayed(identity, "referrals", "staff-hochfeld-1")
+    shared = (await http.get(f"/clients/{client_id}/shared-data", params={"agency_kind": "jobcenter"},
+                             headers=from_referrals)).json()  # fmt: skip
     assert shared["family_name"].startswith("Haddad") and shared["phone"] is None
 
     withdraw = f"/clients/{client_id}/consents/{consent['consent_id']}/withdraw"
-    withdrawn = await http.post(withdraw, json={})
+    withdrawn = await as_("lead-hochfeld").post(withdraw, json={})
     assert withdrawn.status_code == 200 and withdrawn.json()["valid_today"] is False
+    assert withdrawn.json()["withdrawn_by"] == "lead-hochfeld"
     twice = await http.post(withdraw, json={})
     assert (twice.status_code, twice.json()["code"]) == (409, "consent_not_active")
     unknown = await http.post(f"/clients/{client_id}/consents/{uuid.uuid4()}/withdraw", json={})
     assert unknown.status_code == 404
-    refused = await http.get(f"/clients/{client_id}/shared-data", params={"agency_kind": "jobcenter"})
+    refused = await http.get(
+        f"/clients/{client_id}/shared-data", params={"agency_kind": "jobcenter"}, headers=from_referrals
+    )
     assert (refused.status_code, refused.json()["reason"]) == (409, "consent_withdrawn")
     assert await outbox_types(database) == ["ClientRegistered", "ConsentGiven", "ConsentWithdrawn"]
 
 
+async def test_who_recorded_a_consent_cannot_be_given_in_the_body(intake) -> None:
+    as_, _ = intake
+    client_id = (await as_("intake-hochfeld").post("/clients", json=person())).json()["client_id"]
+    forged = await as_("intake-hochfeld").post(
+        f"/clients/{client_id}/consents",
+        json={"purpose": "counselling", "data_categories": ["name"], "text_version": "1",
+              "given_on": date.today().isoformat(), "recorded_by": "staff-hamborn-1"},
+    )  # fmt: skip
+    assert forged.status_code == 422 and forged.json()["errors"][0]["field"] == "recorded_by"
+
+
+async def test_consents_are_kept_by_staff_of_the_persons_office_only(intake, identity: Identity) -> None:
+    as_, _ = intake
+    client_id = (await as_("intake-hochfeld").post("/clients", json=person())).json()["client_id"]
+    body = {"purpose": "sharing", "agency_id": "jobcenter-duisburg", "data_categories": ["name"],
+            "text_version": "1", "given_on": date.today().isoformat()}  # fmt: skip
+    url = f"/clients/{client_id}/consents"
+    elsewhere = await as_("intake-hamborn").post(url, json=body)
+    assert (elsewhere.status_code, elsewhere.json()["code"]) == (403, "forbidden_office")
+    consent = (await as_("intake-hochfeld").post(url, json=body)).json()
+    assert consent["recorded_by"] == "intake-hochfeld"
+    assert (await as_("staff-hamborn-1").get(url)).status_code == 403
+    assert (await as_("coordinator").get(url)).json()["code"] == "forbidden_role"
+    assert (await as_("lead-hochfeld").get(url)).status_code == 200
+    withdraw = f"{url}/{consent['consent_id']}/withdraw"
+    assert (await as_("staff-hamborn-1").post(withdraw, json={})).json()["code"] == "forbidden_office"
+    check = f"/clients/{client_id}/consent-check"
+    params = {"purpose": "sharing", "agency_id": "jobcenter-duisburg", "categories": "name"}
+    http = as_("nobody")
+    from_referrals = await http.get(check, params=params, headers=relayed(identity, "referrals", "staff-hochfeld-2"))
+    assert from_referrals.json()["granted"] is True
+    other_office = await http.get(check, params=params, headers=relayed(identity, "referrals", "staff-hamborn-2"))
+    assert (other_office.status_code, other_office.json()["code"]) == (403, "forbidden_office")
+
+
+async def test_shared_data_is_answered_only_to_referrals(intake, identity: Identity) -> None:
+    as_, _ = intake
+    client_id = (await as_("intake-hochfeld").post("/clients", json=person())).json()["client_id"]
+    await as_("intake-hochfeld").post(
+        f"/clients/{client_id}/consents",
+        json={"purpose": "sharing", "agency_id": "jobcenter-duisburg", "data_categories": ["name"],
+              "text_version": "1", "given_on": date.today().isoformat()},
+    )  # fmt: skip
+    url = f"/clients/{client_id}/shared-data"
+    params = {"agency_id": "jobcenter-duisburg"}
+    direct = await as_("staff-hochfeld-1").get(url, params=params)
+    assert (direct.status_code, direct.json()["code"]) == (403, "forbidden_not_relayed")
+    http = as_("nobody")
+    via_cases = await http.get(url, params=params, headers=relayed(identity, "cases", "staff-hochfeld-1"))
+    assert (via_cases.status_code, via_cases.json()["code"]) == (403, "forbidden_not_relayed")
+    via_referrals = await http.get(url, params=params, headers=relayed(identity, "referrals", "staff-hochfeld-1"))
+    assert via_referrals.status_code == 200 and via_referrals.json()["family_name"].startswith("Haddad")
+    other = await http.get(url, params=params, headers=relayed(identity, "referrals", "staff-hamborn-1"))
+    assert (other.status_code, other.json()["code"]) == (403, "forbidden_office")
+    intake_staff = await http.get(url, params=params, headers=relayed(identity, "referrals", "intake-hochfeld"))
+    assert (intake_staff.status_code, intake_staff.json()["code"]) == (403, "forbidden_not_relayed")
+
+
 async def test_an_erased_person_answers_410_everywhere_and_erasing_again_is_fine(intake) -> None:
-    http, database = intake
+    as_, database = intake
+    http = as_("intake-hochfeld")
     client_id = (await http.post("/clients", json=person(family_name="Vasilescu"))).json()["client_id"]
-    erased = await http.post(f"/clients/{client_id}/erase")
+    erased = await as_("dpo").post(f"/clients/{client_id}/erase")
     assert erased.status_code == 200, erased.text
-    assert (await http.post(f"/clients/{client_id}/erase")).json() == erased.json()
+    assert erased.json()["erased_client_ids"] == [client_id]
+    assert (await as_("dpo").post(f"/clients/{client_id}/erase")).json() == erased.json()
     url = f"/clients/{client_id}"
     answers = [
         await http.get(url, headers={"Accept-Language": "en"}),
         await http.patch(url, json={"district": "Marxloh"}, headers={"If-Match": '"2"'}),
         await http.get(f"{url}/consents"),
         await http.get(f"{url}/consent-check", params={"purpose": "sharing"}),
-        await http.get(f"{url}/shared-data"),
     ]
-    assert [answer.status_code for answer in answers] == [410] * 5
+    assert [answer.status_code for answer in answers] == [410] * 4
     assert all(answer.json()["code"] == "client_erased" for answer in answers)
     assert "erased" in answers[0].json()["message"]
     missing = await http.get(f"/clients/{uuid.uuid4()}")
     assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
-    assert (await http.post(f"/clients/{uuid.uuid4()}/erase")).status_code == 404
+    assert (await as_("dpo").post(f"/clients/{uuid.uuid4()}/erase")).status_code == 404
     assert await outbox_types(database) == ["ClientRegistered", "ClientErased"]
 
 
-async def test_reference_data_is_served(intake) -> None:
-    http, _ = intake
+async def test_only_the_data_protection_officer_erases(intake) -> None:
+    as_, database = intake
+    client_id = (await as_("intake-hochfeld").post("/clients", json=person())).json()["client_id"]
+    for role in ("intake-hochfeld", "lead-hochfeld", "staff-hochfeld-1", "admin"):
+        refused = await as_(role).post(f"/clients/{client_id}/erase")
+        assert (refused.status_code, refused.json()["code"]) == (403, "forbidden_role"), role
+    assert (await as_("intake-hochfeld").get(f"/clients/{client_id}")).status_code == 200
+    assert (await as_("dpo").post(f"/clients/{client_id}/erase")).status_code == 200
+    assert await outbox_types(database) == ["ClientRegistered", "ClientErased"]
+
+
+async def test_reference_data_is_served_to_every_signed_in_role(intake) -> None:
+    as_, _ = intake
+    http = as_("coordinator")
     offices = (await http.get("/offices")).json()
     assert {o["office_id"] for o in offices} == {"rsc-hamborn", "rsc-hochfeld", "rsc-rheinhausen"}
     assert all(o["staff"] for o in offices) and isinstance(offices[0]["staff"][0]["fte"], float)
     statuses = {s["code"]: s["secure"] for s in (await http.get("/residence-statuses")).json()}
     assert (statuses["toleration"], statuses["settlement_permit"]) == (False, True)
-    rules = {r["rule_id"]: r for r in (await http.get("/routing-rules")).json()}
+    rules = {r["rule_id"]: r for r in (await as_("agency-jobcenter-duisburg").get("/routing-rules")).json()}
     assert set(rules) == {"jmd", "mbe", "refugee", "kim"}
     assert (rules["jmd"]["min_age"], rules["jmd"]["max_age"], rules["kim"]["active"]) == (12, 27, False)
+    assert (await as_("nobody").get("/offices")).status_code == 401
+
+
+async def test_an_agencys_software_reads_no_reference_data(intake, identity: Identity) -> None:
+    as_, _ = intake
+    machine = {"Authorization": f"Bearer {identity.client_token('agency-jobcenter-duisburg')}"}
+    refused = await as_("nobody").get("/offices", headers=machine)
+    assert (refused.status_code, refused.json()["code"]) == (403, "forbidden_role")
+
+
+async def test_every_demo_staff_member_is_in_the_staff_list(intake) -> None:
+    _, database = intake
+    from tools.realm import STAFF  # the realm's demo users, generated from this list
+
+    async with database.connection() as connection:
+        rows = {row["staff_id"]: row for row in await connection.fetch("SELECT * FROM staff")}
+    assert {username for username, *_ in STAFF} <= set(rows)
+    for username, role, office, *_ in STAFF:
+        assert rows[username]["office_id"] == office, username
+        if role != "case_manager":
+            assert (rows[username]["service_lines"], float(rows[username]["fte"])) == ([], 1.0), username

@@ -15,6 +15,7 @@ from knotenpunkt.uow import Actor, UnitsOfWork
 pytestmark = pytest.mark.integration
 
 HOUSEKEEPING = Actor.service("intake")
+COUNTER = Actor.staff("intake-hamborn", "intake_staff", offices=("rsc-hamborn",))
 
 
 async def outbox_types(database) -> list[str]:
@@ -28,7 +29,7 @@ async def outbox_types(database) -> list[str]:
 async def test_a_consent_past_its_validity_expires_once(make_database) -> None:
     database = await make_database("intake", MIGRATIONS)
     units = UnitsOfWork(database, "knotenpunkt/intake")
-    async with units.begin() as uow:
+    async with units.begin(actor=COUNTER) as uow:
         client = await commands.register_client(
             uow,
             Registration(family_name="Nowak", given_name="Ewa", birth_date=date(1980, 1, 1), office_id="rsc-hamborn"),
@@ -38,7 +39,7 @@ async def test_a_consent_past_its_validity_expires_once(make_database) -> None:
             client.client_id,
             ConsentInput(
                 purpose=ConsentPurpose.SHARING, agency_kind=AgencyKind.SOZIALAMT, data_categories=[DataCategory.NAME],
-                text_version="1", given_on=date(2025, 1, 1), valid_until=date(2025, 12, 31), recorded_by="s",
+                text_version="1", given_on=date(2025, 1, 1), valid_until=date(2025, 12, 31),
             ),
         )  # fmt: skip
     async with units.begin(actor=HOUSEKEEPING) as uow:
@@ -53,7 +54,7 @@ async def test_turning_27_raises_the_handover_once(make_database) -> None:
     units = UnitsOfWork(database, "knotenpunkt/intake")
     today = date.today()
     birthday_27 = date(today.year - 27, today.month, min(today.day, 28))
-    async with units.begin() as uow:
+    async with units.begin(actor=COUNTER) as uow:
         await commands.register_client(
             uow,
             Registration(family_name="Kaya", given_name="Deniz", birth_date=birthday_27, office_id="rsc-hamborn"),

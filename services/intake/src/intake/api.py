@@ -4,14 +4,16 @@ the HTTP concerns: status codes, If-Match and ETag, parameters that are not JSON
 from __future__ import annotations
 
 import json
-from datetime import date
-from typing import Annotated
+from collections.abc import Awaitable, Mapping
+from datetime import date, datetime
+from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import HTMLResponse, JSONResponse
 
-from intake import commands, queries
+from intake import commands, disclosure, export_page, queries
 from intake.schemas import (
     ClientRecord,
     ConsentCheckResult,
@@ -31,19 +33,36 @@ from intake.schemas import (
     RoutingRuleRecord,
     Withdrawal,
 )
+from knotenpunkt import audit
+from knotenpunkt.clients import ServiceClient
 from knotenpunkt.concurrency import etag
-from knotenpunkt.errors import Invalid
+from knotenpunkt.errors import Conflict, Invalid
 from knotenpunkt.events import AgencyKind, ConsentPurpose, DataCategory, SharedPersonData
 from knotenpunkt.http import run_command
+from knotenpunkt.i18n import register_messages
+from knotenpunkt.identity import allow
 from knotenpunkt.openapi import error_responses
-from knotenpunkt.uow import UnitsOfWork
+from knotenpunkt.policy import Action
+from knotenpunkt.uow import Actor, UnitsOfWork
+
+register_messages(
+    {
+        "audit_question_needed": {
+            "de": "Bitte eine Person (client_id) oder eine Fachkraft (actor_id) angeben.",
+            "en": "Name a person (client_id) or a staff member (actor_id).",
+        }
+    }
+)
 
 # Every route on one person's record may meet an erased one.
 _GONE = error_responses(410)
 
 
-def build_router(units: UnitsOfWork) -> APIRouter:
+def build_router(units: UnitsOfWork, peers: Mapping[str, ServiceClient] | None = None) -> APIRouter:
+    """Intake's routes. `peers` are the other services (cases, referrals, stats) the data
+    protection officer's questions gather from; a missing one is named as unavailable."""
     router = APIRouter()
+    peers = peers or {}
 
     @router.post(
         "/clients",
@@ -52,11 +71,13 @@ def build_router(units: UnitsOfWork) -> APIRouter:
         tags=["clients"],
         summary="Register a person (with duplicate check)",
     )
-    async def register(registration: Registration, request: Request) -> JSONResponse:
+    async def register(
+        registration: Registration, request: Request, _actor: Annotated[Actor, Depends(allow(Action.CLIENT_REGISTER))]
+    ) -> JSONResponse:
         return await run_command(
             units,
             request,
-            lambda uow: commands.register_client(uow, registration),
+            lambda uow: _naming_candidates(request, commands.register_client(uow, registration)),
             scope="POST /clients",
             payload=registration,
             status_code=201,
@@ -65,15 +86,21 @@ def build_router(units: UnitsOfWork) -> APIRouter:
     @router.post(
         "/clients/duplicate-check", tags=["clients"], summary="Likely duplicates (Kölner Phonetik + birth data)"
     )
-    async def duplicates(search: DuplicateSearch) -> list[DuplicateMatch]:
+    async def duplicates(
+        search: DuplicateSearch, request: Request, actor: Annotated[Actor, Depends(allow(Action.CLIENT_SEARCH))]
+    ) -> list[DuplicateMatch]:
         # A POST, not a GET with query parameters: names must not end up in access logs.
         async with units.read() as connection:
-            return await queries.duplicates(connection, search)
+            found = await queries.duplicates(connection, search, actor)
+        audit.concerns(request, client_ids=[match.client_id for match in found])
+        return found
 
     @router.get("/clients/{client_id}", tags=["clients"], summary="A person's record (staff only)", responses=_GONE)
-    async def get_client(client_id: UUID, response: Response) -> ClientRecord:
+    async def get_client(
+        client_id: UUID, response: Response, actor: Annotated[Actor, Depends(allow(Action.CLIENT_READ))]
+    ) -> ClientRecord:
         async with units.read() as connection:
-            record = await queries.client_record(connection, client_id)
+            record = await queries.client_record(connection, client_id, actor)
         response.headers["ETag"] = etag(record.version)
         return record
 
@@ -88,6 +115,7 @@ def build_router(units: UnitsOfWork) -> APIRouter:
         client_id: UUID,
         correction: Correction,
         request: Request,
+        _actor: Annotated[Actor, Depends(allow(Action.CLIENT_CORRECT))],
         if_match: Annotated[str | None, Header(description="The ETag of the version being corrected.")] = None,
     ) -> JSONResponse:
         return _with_etag(
@@ -107,7 +135,9 @@ def build_router(units: UnitsOfWork) -> APIRouter:
         summary="Merge a duplicate record into this one",
         responses=_GONE,
     )
-    async def merge(client_id: UUID, merge: Merge, request: Request) -> JSONResponse:
+    async def merge(
+        client_id: UUID, merge: Merge, request: Request, _actor: Annotated[Actor, Depends(allow(Action.CLIENT_MERGE))]
+    ) -> JSONResponse:
         duplicate_id = _uuid("duplicate_client_id", merge.duplicate_client_id)
         return await run_command(
             units,
@@ -121,9 +151,11 @@ def build_router(units: UnitsOfWork) -> APIRouter:
         "/clients/{client_id}/erase",
         response_model=ErasureResult,
         tags=["clients"],
-        summary="Erase a person's data on request",
+        summary="Erase a person's data on request (data protection officer)",
     )
-    async def erase(client_id: UUID, request: Request) -> JSONResponse:
+    async def erase(
+        client_id: UUID, request: Request, _actor: Annotated[Actor, Depends(allow(Action.CLIENT_ERASE))]
+    ) -> JSONResponse:
         return await run_command(
             units, request, lambda uow: commands.erase_client(uow, client_id), scope=f"POST /clients/{client_id}/erase"
         )
@@ -136,7 +168,12 @@ def build_router(units: UnitsOfWork) -> APIRouter:
         summary="Record a consent",
         responses=_GONE,
     )
-    async def give_consent(client_id: UUID, consent: ConsentInput, request: Request) -> JSONResponse:
+    async def give_consent(
+        client_id: UUID,
+        consent: ConsentInput,
+        request: Request,
+        _actor: Annotated[Actor, Depends(allow(Action.CONSENT_RECORD))],
+    ) -> JSONResponse:
         return await run_command(
             units,
             request,
@@ -147,9 +184,11 @@ def build_router(units: UnitsOfWork) -> APIRouter:
         )
 
     @router.get("/clients/{client_id}/consents", tags=["consent"], summary="A person's consents", responses=_GONE)
-    async def list_consents(client_id: UUID) -> list[ConsentRecord]:
+    async def list_consents(
+        client_id: UUID, actor: Annotated[Actor, Depends(allow(Action.CONSENT_READ))]
+    ) -> list[ConsentRecord]:
         async with units.read() as connection:
-            return await queries.consents(connection, client_id, date.today())
+            return await queries.consents(connection, client_id, actor, date.today())
 
     @router.post(
         "/clients/{client_id}/consents/{consent_id}/withdraw",
@@ -159,7 +198,11 @@ def build_router(units: UnitsOfWork) -> APIRouter:
         responses=_GONE,
     )
     async def withdraw(
-        client_id: UUID, consent_id: UUID, request: Request, withdrawal: Withdrawal | None = None
+        client_id: UUID,
+        consent_id: UUID,
+        request: Request,
+        _actor: Annotated[Actor, Depends(allow(Action.CONSENT_WITHDRAW))],
+        withdrawal: Withdrawal | None = None,
     ) -> JSONResponse:
         withdrawn_on = withdrawal.withdrawn_on if withdrawal else None
         return await run_command(
@@ -178,6 +221,7 @@ def build_router(units: UnitsOfWork) -> APIRouter:
     )
     async def consent_check(
         client_id: UUID,
+        actor: Annotated[Actor, Depends(allow(Action.CONSENT_READ))],
         purpose: ConsentPurpose,
         agency_id: str | None = None,
         agency_kind: AgencyKind | None = None,
@@ -187,7 +231,7 @@ def build_router(units: UnitsOfWork) -> APIRouter:
         wanted = _categories(categories)
         async with units.read() as connection:
             return await queries.consent_check(
-                connection, client_id, purpose, wanted, agency_id, agency_kind, on or date.today()
+                connection, client_id, actor, purpose, wanted, agency_id, agency_kind, on or date.today()
             )
 
     @router.get(
@@ -197,27 +241,106 @@ def build_router(units: UnitsOfWork) -> APIRouter:
         responses=error_responses(409, 410),
     )
     async def shared_data(
-        client_id: UUID, agency_id: str | None = None, agency_kind: AgencyKind | None = None
+        client_id: UUID,
+        actor: Annotated[Actor, Depends(allow(Action.SHARED_DATA_READ))],
+        agency_id: str | None = None,
+        agency_kind: AgencyKind | None = None,
     ) -> SharedPersonData:
         async with units.read() as connection:
-            return await queries.shared_data(connection, client_id, agency_id, agency_kind, date.today())
+            return await queries.shared_data(connection, client_id, actor, agency_id, agency_kind, date.today())
 
-    @router.get("/offices", tags=["reference data"], summary="Offices with their staff")
+    @router.get(
+        "/audit/trail",
+        tags=["audit"],
+        summary="Who saw or changed person X, or what staff member Y accessed: every service in one answer "
+        "(data protection officer)",
+        dependencies=[Depends(allow(Action.AUDIT_READ))],
+    )
+    async def audit_trail(
+        request: Request,
+        client_id: Annotated[UUID | None, Query(description="Entries concerning this person.")] = None,
+        actor_id: Annotated[str | None, Query(max_length=200, description="Entries of this staff member.")] = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    ) -> disclosure.AuditTrail:
+        if client_id is None and actor_id is None:
+            raise Invalid("client_id", "audit_question_needed")
+        return await disclosure.audit_trail(
+            units.read,
+            peers,
+            client_ids=[client_id] if client_id else [],
+            actor_id=actor_id,
+            since=since,
+            until=until,
+            limit=limit,
+        )
+
+    @router.get(
+        "/clients/{client_id}/export",
+        tags=["clients"],
+        summary="Everything every service stores about a person, DSGVO Art. 15 (data protection officer)",
+        response_model=disclosure.PersonExport,
+        responses={200: {"content": {"text/html": {}}}, **error_responses(404)},
+    )
+    async def export(
+        client_id: UUID,
+        request: Request,
+        actor: Annotated[Actor, Depends(allow(Action.CLIENT_EXPORT))],
+        format: Annotated[
+            Literal["json", "html"] | None, Query(description="html: a readable German page; default JSON.")
+        ] = None,
+    ) -> Response:
+        answer = await disclosure.export(units.read, peers, client_id, actor)
+        audit.concerns(request, client_ids=[answer.client_id])
+        wants_html = format == "html" or (
+            format is None and "text/html" in request.headers.get("accept", "").split(",")[0]
+        )
+        if wants_html:
+            return HTMLResponse(export_page.render(answer))
+        return JSONResponse(jsonable_encoder(answer))
+
+    @router.get(
+        "/offices",
+        tags=["reference data"],
+        summary="Offices with their staff",
+        dependencies=[Depends(allow(Action.REFERENCE_READ))],
+    )
     async def offices() -> list[OfficeRecord]:
         async with units.read() as connection:
             return await queries.offices(connection)
 
-    @router.get("/residence-statuses", tags=["reference data"], summary="The residence status code list")
+    @router.get(
+        "/residence-statuses",
+        tags=["reference data"],
+        summary="The residence status code list",
+        dependencies=[Depends(allow(Action.REFERENCE_READ))],
+    )
     async def residence_statuses() -> list[ResidenceStatusRecord]:
         async with units.read() as connection:
             return await queries.residence_statuses(connection)
 
-    @router.get("/routing-rules", tags=["reference data"], summary="The routing rules (data, not code)")
+    @router.get(
+        "/routing-rules",
+        tags=["reference data"],
+        summary="The routing rules (data, not code)",
+        dependencies=[Depends(allow(Action.REFERENCE_READ))],
+    )
     async def routing_rules() -> list[RoutingRuleRecord]:
         async with units.read() as connection:
             return await queries.routing_rules(connection)
 
     return router
+
+
+async def _naming_candidates(request: Request, registering: Awaitable[RegisteredClient]) -> RegisteredClient:
+    """A registration refused for likely duplicates showed those persons: its audit entry names them."""
+    try:
+        return await registering
+    except Conflict as conflict:
+        candidates = conflict.details.get("candidates", [])
+        audit.concerns(request, client_ids=[candidate.client_id for candidate in candidates])
+        raise
 
 
 def _with_etag(response: JSONResponse) -> JSONResponse:

@@ -43,5 +43,11 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             log.info("consent jobs", consents_expired=expired, handovers_raised=handovers)
 
     runtime.every("intake-consent-jobs", settings.consent_jobs_interval_s, consent_jobs)
-    runtime.include_router(build_router(units))
+    # The other services, asked with the data protection officer's token (audit trail, export).
+    peers = {
+        "cases": runtime.client(settings.cases_url, settings.peers_timeout_s),
+        "referrals": runtime.client(settings.referrals_url, settings.peers_timeout_s),
+        "stats": runtime.client(settings.stats_url, settings.peers_timeout_s),
+    }
+    runtime.include_router(build_router(units, peers))
     return runtime.app

@@ -17,6 +17,7 @@ from intake.domain import (
     phonetic_codes,
     plan_correction,
     primary_service_line,
+    remaining_elsewhere,
     service_lines_for,
 )
 from intake.schemas import (
@@ -28,6 +29,7 @@ from intake.schemas import (
     MergeResult,
     RegisteredClient,
     Registration,
+    RemainingData,
 )
 from knotenpunkt.errors import Conflict, NotFound
 from knotenpunkt.events import (
@@ -39,6 +41,7 @@ from knotenpunkt.events import (
     ConsentWithdrawn,
 )
 from knotenpunkt.logging import get_logger
+from knotenpunkt.policy import Action, Record, require
 from knotenpunkt.uow import UnitOfWork
 
 log = get_logger("intake")
@@ -50,10 +53,12 @@ async def register_client(uow: UnitOfWork, registration: Registration, today: da
     today = today or date.today()
     connection = uow.connection
     secure = await repository.check_references(connection, registration.office_id, registration.residence_status)
+    # After the reference check: an unknown office is a typing error (422), not a refusal.
+    require(uow.actor, Action.CLIENT_REGISTER, Record(office_id=registration.office_id))
     birth = registration.birth_data
     names = [registration.family_name, registration.given_name, *registration.name_variants]
     if not registration.confirm_new:
-        candidates = await repository.find_duplicates(connection, names, birth)
+        candidates = await repository.find_duplicates(connection, names, birth, uow.actor)
         if candidates:
             raise Conflict("possible_duplicates", details={"candidates": candidates})
     age = birth.age_on(today)
@@ -131,7 +136,7 @@ async def correct_client(
     """Correct the fields sent, based on the version named in If-Match; other services learn
     only the non-identifying attributes that changed."""
     connection = uow.connection
-    row = await repository.client_for_change(connection, client_id)
+    row = await repository.client_for_change(connection, client_id, uow.actor, Action.CLIENT_CORRECT)
     check_correction_version(if_match, row["version"])
     sent = correction.model_dump(include=correction.model_fields_set)
     await repository.check_references(connection, None, sent.get("residence_status"))
@@ -163,12 +168,13 @@ async def correct_client(
 
 
 async def merge_clients(uow: UnitOfWork, surviving_id: UUID, duplicate_id: UUID) -> MergeResult:
-    """Retire a duplicate record into the surviving one; its consents move along."""
+    """Retire a duplicate record into the surviving one; its consents move along. Both records
+    must be within the actor's reach."""
     ensure_mergeable(surviving_id, duplicate_id)
     connection = uow.connection
     # Lock both in a fixed order so two opposite merges cannot deadlock.
     for client_id in sorted((surviving_id, duplicate_id)):
-        await repository.client_for_change(connection, client_id)
+        await repository.client_for_change(connection, client_id, uow.actor, Action.CLIENT_MERGE)
     await connection.execute(
         "UPDATE clients SET merged_into = $1, version = version + 1 WHERE client_id = $2", surviving_id, duplicate_id
     )
@@ -178,35 +184,49 @@ async def merge_clients(uow: UnitOfWork, surviving_id: UUID, duplicate_id: UUID)
 
 
 async def erase_client(uow: UnitOfWork, client_id: UUID) -> ErasureResult:
-    """Erasure on request (GDPR art. 17): empty every personal field, keep the pseudonymous id,
-    tell the other services. Consent records stay: they prove what was lawful until now.
-    Asking again answers the first erasure."""
+    """Erasure on request (GDPR art. 17) of the whole person: the record asked for, the record it
+    was merged into and every duplicate merged into that one (a retired duplicate kept the
+    person's data whole). Every personal field is emptied, the pseudonymous ids stay; stored
+    answers of repeated requests that concern the person go; the other services are told. Consent
+    records stay: they prove what was lawful until now and carry no personal data. Asking again
+    answers the first erasure (and erases a member of the family that was not yet erased)."""
     connection = uow.connection
     row = await connection.fetchrow(
-        "SELECT client_id, erased_at FROM clients WHERE client_id = $1 FOR UPDATE", client_id
+        "SELECT client_id, office_id, erased_at FROM clients WHERE client_id = $1 FOR UPDATE", client_id
     )
     if row is None:
         raise repository.person_not_found()
-    if row["erased_at"] is not None:
-        return ErasureResult(client_id=client_id, erased_at=row["erased_at"])
-    erased_at = datetime.now(UTC)
-    await connection.execute(
-        """UPDATE clients SET family_name = '', given_name = '', name_variants = '{}', phonetic_names = '{}',
-               birth_date = NULL, birth_year = NULL, phone = NULL, email = NULL, street = NULL, postcode = NULL,
-               city = NULL, household_members = '[]', erased_at = $2, version = version + 1
-           WHERE client_id = $1""",
-        client_id,
-        erased_at,
+    require(uow.actor, Action.CLIENT_ERASE, repository.person_record(row))
+    family = await repository.merge_family(connection, client_id)
+    person = family[0]
+    to_erase = [member["client_id"] for member in family if member["erased_at"] is None]
+    erased_at = person["erased_at"] or datetime.now(UTC)
+    if to_erase:
+        await connection.execute(
+            f"UPDATE clients SET {repository.ERASED_FIELDS}, erased_at = coalesce(erased_at, $2), "
+            "version = version + 1 WHERE client_id = ANY($1::uuid[])",
+            to_erase,
+            erased_at,
+        )
+        await repository.forget_stored_answers(connection, [member["client_id"] for member in family])
+        for erased_id in to_erase:
+            await uow.publish(ClientErased(client_id=erased_id, erased_at=erased_at))
+        log.info("client erased", client_id=str(person["client_id"]), records=len(to_erase))
+    agencies = await repository.sharing_consented_to(connection, person["client_id"])
+    return ErasureResult(
+        client_id=person["client_id"],
+        erased_at=erased_at,
+        erased_client_ids=sorted(member["client_id"] for member in family),
+        remains_elsewhere=[
+            RemainingData.model_validate(r, from_attributes=True) for r in remaining_elsewhere(agencies)
+        ],
     )
-    await uow.publish(ClientErased(client_id=client_id, erased_at=erased_at))
-    log.info("client erased", client_id=str(client_id))
-    return ErasureResult(client_id=client_id, erased_at=erased_at)
 
 
 async def give_consent(uow: UnitOfWork, client_id: UUID, consent: ConsentInput) -> ConsentRecord:
     """Record a consent for the person (for the surviving record, if this one was merged)."""
     connection = uow.connection
-    person = await repository.client(connection, client_id)
+    person = await repository.client(connection, client_id, uow.actor, Action.CONSENT_RECORD)
     row = await connection.fetchrow(
         "INSERT INTO consents (consent_id, client_id, purpose, agency_id, agency_kind, data_categories, text_version, "
         "given_on, valid_until, recorded_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *",
@@ -219,7 +239,8 @@ async def give_consent(uow: UnitOfWork, client_id: UUID, consent: ConsentInput) 
         consent.text_version,
         consent.given_on,
         consent.valid_until,
-        consent.recorded_by,
+        # Who recorded it is who is signed in, never what the request says.
+        uow.actor.subject,
     )
     await uow.publish(
         ConsentGiven(
@@ -237,7 +258,7 @@ async def withdraw_consent(
 ) -> ConsentRecord:
     """Withdraw a consent still in effect, from `withdrawn_on` (default today)."""
     connection = uow.connection
-    person = await repository.client(connection, client_id)
+    person = await repository.client(connection, client_id, uow.actor, Action.CONSENT_WITHDRAW)
     row = await connection.fetchrow(
         "SELECT * FROM consents WHERE consent_id = $1 AND client_id = $2 FOR UPDATE", consent_id, person["client_id"]
     )
@@ -246,7 +267,10 @@ async def withdraw_consent(
     repository.consent(row).ensure_in_effect()
     withdrawn_on = withdrawn_on or date.today()
     row = await connection.fetchrow(
-        "UPDATE consents SET withdrawn_on = $2 WHERE consent_id = $1 RETURNING *", consent_id, withdrawn_on
+        "UPDATE consents SET withdrawn_on = $2, withdrawn_by = $3 WHERE consent_id = $1 RETURNING *",
+        consent_id,
+        withdrawn_on,
+        uow.actor.subject,
     )
     await uow.publish(ConsentWithdrawn(**repository.consent_event_fields(row), withdrawn_on=withdrawn_on))
     return repository.consent_record(row, date.today())

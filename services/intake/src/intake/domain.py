@@ -16,6 +16,7 @@ import cologne_phonetics
 from knotenpunkt.concurrency import check_version
 from knotenpunkt.errors import Conflict, Gone, Invalid
 from knotenpunkt.events import AgeBand, AgencyKind, ConsentPurpose, DataCategory, ServiceLine, SharedPersonData
+from knotenpunkt.topics import AGENCY_TOPIC_RETENTION_MS
 
 MINIMUM_AGE = 12
 HANDOVER_AGE = 27  # JMD ends, MBE begins
@@ -359,3 +360,51 @@ def consented_data(decision: ConsentDecision, person: Mapping[str, Any]) -> Shar
     if DataCategory.RESIDENCE_STATUS in categories:
         data.update(residence_status=person["residence_status"])
     return SharedPersonData(**data)
+
+
+# --- what an erasure cannot reach -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Remaining:
+    """Data of an erased person that intake's erasure does not delete, where it is and until when."""
+
+    where: str
+    agencies: tuple[str, ...]
+    retention_days: int | None
+    de: str
+    en: str
+
+
+def remaining_elsewhere(agencies_consented: Sequence[str]) -> list[Remaining]:
+    """What stays outside intake after an erasure. Only referrals knows which agencies actually
+    received the person's data (its export lists what each received); intake knows whom the
+    person consented to share with. What an agency received stays on its own topic until the
+    topic's retention ends, and in the agency's own systems under its own responsibility."""
+    days = AGENCY_TOPIC_RETENTION_MS // (24 * 3600 * 1000)
+    return [
+        Remaining(
+            where="agency_topics",
+            agencies=tuple(agencies_consented),
+            retention_days=days,
+            de=f"Was eine Partnerstelle mit einer Überweisung erhalten hat, bleibt auf ihrem Topic "
+            f"(knotenpunkt.agency.<Stelle>.referrals.v1), bis dessen Aufbewahrungsfrist von {days} Tagen endet, "
+            "und in den Systemen der Stelle in deren Verantwortung. Welche Stellen Daten erhalten haben, nennt der "
+            "Export des Überweisungsdienstes (GET /clients/{client_id}/export bei referrals); hier stehen die "
+            "Stellen (oder Arten von Stellen, kind:…), für die eine Einwilligung zur Weitergabe vorlag.",
+            en=f"What a partner agency received with a referral stays on its topic "
+            f"(knotenpunkt.agency.<agency>.referrals.v1) until the topic's retention of {days} days ends, and in "
+            "the agency's own systems under its responsibility. Which agencies received data is listed by the "
+            "referrals service's export (GET /clients/{client_id}/export on referrals); listed here are the "
+            "agencies (or kinds of agency, kind:…) the person consented to share with.",
+        ),
+        Remaining(
+            where="other_services",
+            agencies=(),
+            retention_days=None,
+            de="Fälle, Beratungen und Überweisungen löschen cases und referrals auf das Ereignis ClientErased hin; "
+            "anonyme Zahlen der Statistik bleiben, sie identifizieren niemanden.",
+            en="Cases, consultations and referrals are erased by cases and referrals on the ClientErased event; "
+            "anonymous figures in stats stay, they never identified anyone.",
+        ),
+    ]

@@ -21,21 +21,24 @@ from intake.schemas import (
     RoutingRuleRecord,
 )
 from knotenpunkt.events import AgencyKind, ConsentPurpose, DataCategory, SharedPersonData
+from knotenpunkt.policy import Action
+from knotenpunkt.uow import Actor
 
 
-async def client_record(connection: asyncpg.Connection, client_id: UUID) -> ClientRecord:
+async def client_record(connection: asyncpg.Connection, client_id: UUID, actor: Actor) -> ClientRecord:
     """A person's record (the surviving one after a merge; 410 once erased)."""
-    row = await repository.client(connection, client_id)
+    row = await repository.client(connection, client_id, actor, Action.CLIENT_READ)
     return ClientRecord.model_validate({field: row[field] for field in ClientRecord.model_fields})
 
 
-async def duplicates(connection: asyncpg.Connection, search: DuplicateSearch) -> list[DuplicateMatch]:
+async def duplicates(connection: asyncpg.Connection, search: DuplicateSearch, actor: Actor) -> list[DuplicateMatch]:
+    """Likely duplicates among the persons the actor may search (filtered in the query)."""
     birth = BirthData(search.birth_date, search.birth_year or (search.birth_date.year if search.birth_date else None))
-    return await repository.find_duplicates(connection, [search.family_name, search.given_name], birth)
+    return await repository.find_duplicates(connection, [search.family_name, search.given_name], birth, actor)
 
 
-async def consents(connection: asyncpg.Connection, client_id: UUID, today: date) -> list[ConsentRecord]:
-    person = await repository.client(connection, client_id)
+async def consents(connection: asyncpg.Connection, client_id: UUID, actor: Actor, today: date) -> list[ConsentRecord]:
+    person = await repository.client(connection, client_id, actor, Action.CONSENT_READ)
     rows = await repository.consents_of(connection, person["client_id"])
     return [repository.consent_record(row, today) for row in rows]
 
@@ -43,6 +46,7 @@ async def consents(connection: asyncpg.Connection, client_id: UUID, today: date)
 async def consent_check(
     connection: asyncpg.Connection,
     client_id: UUID,
+    actor: Actor,
     purpose: ConsentPurpose,
     categories: Sequence[DataCategory],
     agency_id: str | None,
@@ -50,7 +54,7 @@ async def consent_check(
     day: date,
 ) -> ConsentCheckResult:
     """Is there valid consent for this purpose, agency and data categories on `day`?"""
-    _person, given = await _person_and_consents(connection, client_id)
+    _person, given = await _person_and_consents(connection, client_id, actor, Action.CONSENT_READ)
     decision = check_consent(given, purpose, day, categories, agency_id, agency_kind)
     return ConsentCheckResult(
         granted=decision.granted,
@@ -61,16 +65,23 @@ async def consent_check(
 
 
 async def shared_data(
-    connection: asyncpg.Connection, client_id: UUID, agency_id: str | None, agency_kind: AgencyKind | None, day: date
+    connection: asyncpg.Connection,
+    client_id: UUID,
+    actor: Actor,
+    agency_id: str | None,
+    agency_kind: AgencyKind | None,
+    day: date,
 ) -> SharedPersonData:
     """Exactly the personal data the person consented to share with this agency, nothing more."""
-    person, given = await _person_and_consents(connection, client_id)
+    person, given = await _person_and_consents(connection, client_id, actor, Action.SHARED_DATA_READ)
     decision = check_consent(given, ConsentPurpose.SHARING, day, (), agency_id, agency_kind)
     return consented_data(decision, person)
 
 
-async def _person_and_consents(connection: asyncpg.Connection, client_id: UUID) -> tuple[asyncpg.Record, list[Consent]]:
-    person = await repository.client(connection, client_id)
+async def _person_and_consents(
+    connection: asyncpg.Connection, client_id: UUID, actor: Actor, action: Action
+) -> tuple[asyncpg.Record, list[Consent]]:
+    person = await repository.client(connection, client_id, actor, action)
     rows = await repository.consents_of(connection, person["client_id"])
     return person, [repository.consent(row) for row in rows]
 

@@ -26,28 +26,41 @@ from intake.domain import (
 from intake.schemas import ConsentRecord, DuplicateMatch
 from knotenpunkt.errors import Invalid, NotFound
 from knotenpunkt.events import AgencyKind, ConsentPurpose, DataCategory, ServiceLine
+from knotenpunkt.policy import Action, Columns, Record, require, scope
+from knotenpunkt.uow import Actor
 
 
 def person_not_found() -> NotFound:
     return NotFound("Die Person", "The person")
 
 
-async def client(connection: asyncpg.Connection, client_id: UUID) -> asyncpg.Record:
-    """The person's record to read or to add to: a merged record leads to the surviving one."""
+def person_record(row: asyncpg.Record | dict[str, Any]) -> Record:
+    """Where a person's record belongs for the permissions: the office of registration."""
+    return Record(office_id=row["office_id"])
+
+
+async def client(connection: asyncpg.Connection, client_id: UUID, actor: Actor, action: Action) -> asyncpg.Record:
+    """The person's record to read or to add to, if the actor may do `action` to it: a merged
+    record leads to the surviving one (checked too). The permission comes before "erased" or
+    "merged", so a person outside one's reach reveals nothing about the record's state."""
     row = await connection.fetchrow("SELECT * FROM clients WHERE client_id = $1", client_id)
     if row is None:
         raise person_not_found()
+    require(actor, action, person_record(row))
     ensure_readable(row["erased_at"] is not None)
     if row["merged_into"] is not None:
-        return await client(connection, row["merged_into"])
+        return await client(connection, row["merged_into"], actor, action)
     return row
 
 
-async def client_for_change(connection: asyncpg.Connection, client_id: UUID) -> asyncpg.Record:
-    """The person's record, locked for a change of the record itself."""
+async def client_for_change(
+    connection: asyncpg.Connection, client_id: UUID, actor: Actor, action: Action
+) -> asyncpg.Record:
+    """The person's record, locked for a change of the record itself, if the actor may."""
     row = await connection.fetchrow("SELECT * FROM clients WHERE client_id = $1 FOR UPDATE", client_id)
     if row is None:
         raise person_not_found()
+    require(actor, action, person_record(row))
     ensure_changeable(row["merged_into"], row["erased_at"] is not None)
     return row
 
@@ -81,17 +94,21 @@ async def check_references(connection: asyncpg.Connection, office_id: str | None
 
 
 async def find_duplicates(
-    connection: asyncpg.Connection, names: list[str], birth: BirthData, exclude: UUID | None = None
+    connection: asyncpg.Connection, names: list[str], birth: BirthData, actor: Actor, exclude: UUID | None = None
 ) -> list[DuplicateMatch]:
     """Registered persons who are likely the same: a shared name code found by the index, then
-    the domain's rule on names and birth data. Merged and erased records are never candidates."""
+    the domain's rule on names and birth data. Merged and erased records are never candidates.
+    Only persons the actor may search (their offices) are candidates: the filter is in the
+    query, so a name search never reaches records of other offices."""
     codes = phonetic_codes(*names)
+    where, params = scope(actor, Action.CLIENT_SEARCH, Columns(office="office_id"), first_param=3)
     rows = await connection.fetch(
         "SELECT client_id, family_name, given_name, birth_date, birth_year, office_id, phonetic_names FROM clients "
         "WHERE merged_into IS NULL AND erased_at IS NULL AND phonetic_names && $1::text[] "
-        "AND ($2::uuid IS NULL OR client_id <> $2) LIMIT 50",
+        f"AND ($2::uuid IS NULL OR client_id <> $2) AND {where} LIMIT 50",
         codes,
         exclude,
+        *params,
     )
     by_id = {str(row["client_id"]): row for row in rows}
     matches = likely_duplicates(
@@ -146,3 +163,56 @@ def consent_event_fields(row: asyncpg.Record) -> dict[str, Any]:
         "agency_kind": AgencyKind(row["agency_kind"]) if row["agency_kind"] else None,
         "data_categories": tuple(DataCategory(c) for c in row["data_categories"]),
     }
+
+
+# Every personal field of a person's record, emptied at erasure. What stays: the pseudonymous id,
+# the office and service lines (where the record belonged, for permissions and references), the
+# registration time, the merge link and the version. Attributes that are harmless alone
+# (nationalities, district, languages) go too: together with the id they describe the person.
+ERASED_FIELDS = (
+    "family_name = '', given_name = '', name_variants = '{}', phonetic_names = '{}', birth_date = NULL, "
+    "birth_year = NULL, phone = NULL, email = NULL, street = NULL, postcode = NULL, city = NULL, district = NULL, "
+    "household_members = '[]', gender = 'not_stated', nationalities = '{}', languages = '{}', "
+    "counselling_language = NULL, residence_status = 'unknown', arrival_date = NULL, access_route = NULL"
+)
+
+
+async def merge_family(connection: asyncpg.Connection, client_id: UUID, lock: bool = True) -> list[asyncpg.Record]:
+    """The whole person a record belongs to (locked, for a change): the surviving record first, then
+    every record merged into it (directly or through a chain of merges)."""
+    root = await connection.fetchval(
+        "WITH RECURSIVE up AS (SELECT client_id, merged_into FROM clients WHERE client_id = $1 "
+        "UNION SELECT c.client_id, c.merged_into FROM clients c JOIN up ON c.client_id = up.merged_into) "
+        "SELECT client_id FROM up WHERE merged_into IS NULL",
+        client_id,
+    )
+    return await connection.fetch(
+        "WITH RECURSIVE down AS (SELECT client_id FROM clients WHERE client_id = $1 "
+        "UNION SELECT c.client_id FROM clients c JOIN down ON c.merged_into = down.client_id) "
+        "SELECT c.client_id, c.erased_at, c.office_id FROM clients c JOIN down ON down.client_id = c.client_id "
+        "ORDER BY c.client_id = $1 DESC, c.registered_at, c.client_id" + (" FOR UPDATE OF c" if lock else ""),
+        root or client_id,
+    )
+
+
+async def forget_stored_answers(connection: asyncpg.Connection, client_ids: list[UUID]) -> int:
+    """Delete the stored requests and answers of Idempotency-Keys that concern these persons (their
+    id in the route or in the answer): the request hash is derived from the person's data. The
+    erasure's own stored answer stays (it holds nothing but ids and times)."""
+    patterns = [f"%{client_id}%" for client_id in client_ids]
+    status = await connection.execute(
+        "DELETE FROM idempotency_keys WHERE (scope LIKE ANY($1::text[]) OR response_body::text LIKE ANY($1::text[])) "
+        "AND scope NOT LIKE 'POST /clients/%/erase'",
+        patterns,
+    )
+    return int(status.split()[-1])
+
+
+async def sharing_consented_to(connection: asyncpg.Connection, client_id: UUID) -> list[str]:
+    """The partner agencies (or kinds of agency) the person ever consented to share data with."""
+    rows = await connection.fetch(
+        "SELECT DISTINCT coalesce(agency_id, 'kind:' || agency_kind) AS agency FROM consents "
+        "WHERE client_id = $1 AND purpose = 'sharing' ORDER BY 1",
+        client_id,
+    )
+    return [row["agency"] for row in rows]

@@ -267,7 +267,6 @@ class ConsentInput(BaseModel):
                     "data_categories": ["name", "contact"],
                     "text_version": "2024-01",
                     "given_on": "2025-01-15",
-                    "recorded_by": "m.schulz",
                 }
             ]
         },
@@ -280,7 +279,6 @@ class ConsentInput(BaseModel):
     text_version: str = Field(min_length=1, max_length=50, description="Version of the consent text shown.")
     given_on: date = Field(description="Day the consent was given.")
     valid_until: date | None = Field(default=None, description="Last valid day; none: until withdrawn.")
-    recorded_by: str = Field(min_length=1, max_length=100, description="Staff id of who recorded it.")
 
     @field_validator("given_on")
     @classmethod
@@ -394,9 +392,27 @@ class MergeResult(BaseModel):
     merged_client_id: UUID = Field(description="The retired duplicate, now pointing to the surviving record.")
 
 
+class RemainingData(BaseModel):
+    """Data of the erased person that intake's erasure cannot delete, where and until when."""
+
+    where: str = Field(description="agency_topics or other_services.")
+    agencies: list[str] = Field(
+        description="Agencies (or kinds of agency, kind:<kind>) the person consented to share data with."
+    )
+    retention_days: int | None = Field(description="Until when it stays there (days), if a retention applies.")
+    de: str = Field(description="Explanation in German.")
+    en: str = Field(description="Explanation in English.")
+
+
 class ErasureResult(BaseModel):
-    client_id: UUID = Field(description="The pseudonymous id, which stays.")
+    client_id: UUID = Field(description="The pseudonymous id of the person (the surviving record), which stays.")
     erased_at: datetime = Field(description="When the personal data was erased (UTC); the same on a repeat.")
+    erased_client_ids: list[UUID] = Field(
+        default_factory=list, description="Every record erased: the person's and each duplicate merged into it."
+    )
+    remains_elsewhere: list[RemainingData] = Field(
+        default_factory=list, description="What stays outside intake, where and until when."
+    )
 
 
 class ConsentRecord(BaseModel):
@@ -412,7 +428,8 @@ class ConsentRecord(BaseModel):
     valid_until: date | None = Field(description="Last valid day; none: until withdrawn.")
     withdrawn_on: date | None = Field(description="Day of withdrawal, if withdrawn.")
     expired_on: date | None = Field(description="Day it expired (the day after valid_until), if it has.")
-    recorded_by: str = Field(description="Staff id of who recorded it.")
+    recorded_by: str = Field(description="Staff id of who recorded it (from the sign-in).")
+    withdrawn_by: str | None = Field(default=None, description="Staff id of who withdrew it, if withdrawn.")
     valid_today: bool = Field(description="Whether the consent is in effect today.")
 
 
@@ -426,8 +443,8 @@ class ConsentCheckResult(BaseModel):
 
 
 class StaffRecord(BaseModel):
-    staff_id: str = Field(description="Staff id.")
-    office_id: str = Field(description="Office the staff member works at.")
+    staff_id: str = Field(description="Staff id (the staff_id of the sign-in).")
+    office_id: str | None = Field(description="Office the staff member works at; none for network-wide roles.")
     display_name: str = Field(description="Name shown in the user interface.")
     fte: float = Field(description="Full-time equivalent (0 < fte <= 1).")
     service_lines: list[ServiceLine] = Field(description="Service lines the staff member counsels in.")

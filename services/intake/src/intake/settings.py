@@ -14,3 +14,22 @@ class IntakeSettings(ServiceSettings):
         default=3600.0,
         description="How often intake expires consents and raises JMD-to-MBE handovers (seconds).",
     )
+    # The data protection officer's questions across the services (GET /audit/trail, the export).
+    cases_url: str = Field(
+        default="http://127.0.0.1:8002",
+        description="Base URL of cases' HTTP API: its audit entries and its part of a person's export.",
+    )
+    referrals_url: str = Field(
+        default="http://127.0.0.1:8003",
+        description="Base URL of referrals' HTTP API: its audit entries and its part of a person's export.",
+    )
+    stats_url: str = Field(
+        default="http://127.0.0.1:8004",
+        description="Base URL of stats' HTTP API: its audit entries.",
+    )
+    peers_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Longest wait for another service's audit entries or export part; after it the answer names "
+        "the service as unavailable (audit trail) or incomplete (export).",
+    )
