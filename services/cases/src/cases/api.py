@@ -1,20 +1,25 @@
 """The cases HTTP API: thin routes, one use case (a command in a unit of work, or a query) each.
 
-Only HTTP concerns live here: If-Match in, ETag out, status codes, the language of messages.
+Only HTTP concerns live here: If-Match in, ETag out, status codes, the language of messages,
+and who is asking: every route names its permission (`allow(Action.X)`: the role may do this at
+all); whether the person may do it to THIS case (office, assignment) is checked once the case is
+loaded (`policy.require`), lists are scoped in SQL. Reads name the persons they concern for the
+audit trail (`audit.concerns`); changes are audited by `run_command`.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from cases import commands, queries
 from cases.domain import CaseStatus
 from cases.intake import IntakeDirectory
+from cases.repository import case_record
 from cases.schemas import (
     Assignment,
     Case,
@@ -22,6 +27,7 @@ from cases.schemas import (
     CaseOverview,
     CasePage,
     ChangedPlanGoal,
+    ClientExport,
     Closing,
     ConsultationInput,
     GoalInput,
@@ -33,12 +39,18 @@ from cases.schemas import (
     TopicInput,
     TransferInput,
 )
+from knotenpunkt import audit
 from knotenpunkt.concurrency import etag
 from knotenpunkt.events import ServiceLine
 from knotenpunkt.http import UseCase, run_command
 from knotenpunkt.i18n import negotiate
+from knotenpunkt.identity import allow
 from knotenpunkt.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor
-from knotenpunkt.uow import UnitsOfWork
+from knotenpunkt.policy import Action, require
+from knotenpunkt.uow import Actor, UnitsOfWork
+
+# The person asking, if their role allows the action at all (else 403); see knotenpunkt.identity.
+Reader = Annotated[Actor, Depends(allow(Action.CASE_READ))]
 
 IF_MATCH = Header(
     default=None,
@@ -72,10 +84,13 @@ def build_router(units: UnitsOfWork, intake: IntakeDirectory) -> APIRouter:
         description=(
             "With `client_id`: every case of that person as a plain list (a person has a handful; other "
             "filters do not apply). Otherwise a page `{items, next_cursor}`: pass `next_cursor` back as "
-            "`cursor` for the next page; `next_cursor` is null on the last page."
+            "`cursor` for the next page; `next_cursor` is null on the last page. Only the cases of your "
+            "office(s) are listed."
         ),
     )
     async def list_cases(
+        actor: Reader,
+        request: Request,
         client_id: UUID | None = None,
         case_manager_id: str | None = Query(default=None, description="My cases: the case manager's staff id."),
         office_id: str | None = Query(default=None, description="Cases of one office."),
@@ -88,9 +103,13 @@ def build_router(units: UnitsOfWork, intake: IntakeDirectory) -> APIRouter:
     ) -> list[Case] | CasePage:
         async with units.read() as connection:
             if client_id is not None:
-                return await queries.cases_of_client(connection, client_id)
+                listed = await queries.cases_of_client(connection, client_id, actor)
+                # The person asked about is concerned even when none of their cases may be shown.
+                audit.concerns(request, client_ids=[client_id, *(case.client_id for case in listed)])
+                return listed
             page = await queries.list_cases(
                 connection,
+                actor=actor,
                 case_manager_id=case_manager_id,
                 office_id=office_id,
                 service_line=service_line,
@@ -100,29 +119,47 @@ def build_router(units: UnitsOfWork, intake: IntakeDirectory) -> APIRouter:
                 limit=limit,
                 cursor=decode_cursor(cursor),
             )
+        audit.concerns(request, client_ids=[case.client_id for case in page.items])
         return CasePage(items=page.items, next_cursor=page.next_cursor)
 
-    @router.post("/cases", status_code=201, response_model=Case, summary="Open a case by hand in a service line")
+    @router.post(
+        "/cases",
+        status_code=201,
+        response_model=Case,
+        summary="Open a case by hand in a service line (at your office)",
+        dependencies=[Depends(allow(Action.CASE_CHANGE))],
+    )
     async def open_case(opening: CaseOpening, request: Request) -> JSONResponse:
         return await change(
             request, "POST /cases", opening, lambda uow: commands.open_case(uow, opening), status_code=201
         )
 
     @router.get("/cases/{case_id}", summary="One case (its ETag is the version to send as If-Match)")
-    async def get_case(case_id: UUID, response: Response) -> Case:
+    async def get_case(case_id: UUID, actor: Reader, request: Request, response: Response) -> Case:
         async with units.read() as connection:
             case = await queries.get_case(connection, case_id)
+        audit.concerns(request, client_ids=[case.client_id])
+        require(actor, Action.CASE_READ, case_record(case.office_id, case.case_manager_id))
         response.headers["ETag"] = etag(case.version)
         return case
 
     @router.get("/cases/{case_id}/overview", summary="The whole case in one answer (Gesamtfall im Überblick)")
-    async def overview(case_id: UUID, request: Request, response: Response) -> CaseOverview:
+    async def overview(case_id: UUID, actor: Reader, request: Request, response: Response) -> CaseOverview:
         language = negotiate(request.headers.get("accept-language"))
-        whole = await queries.overview_with_person(units, intake, case_id, language)
+
+        def concerning(case: Case) -> None:
+            audit.concerns(request, client_ids=[case.client_id])
+
+        whole = await queries.overview_with_person(units, intake, case_id, language, actor, concerning)
         response.headers["ETag"] = etag(whole.case.version)
         return whole
 
-    @router.post("/cases/{case_id}/assign", response_model=Case, summary="Assign a case manager (first time)")
+    @router.post(
+        "/cases/{case_id}/assign",
+        response_model=Case,
+        summary="Assign a case manager (first time)",
+        dependencies=[Depends(allow(Action.CASE_ASSIGN))],
+    )
     async def assign(
         case_id: UUID, assignment: Assignment, request: Request, if_match: str | None = IF_MATCH
     ) -> JSONResponse:
@@ -134,7 +171,10 @@ def build_router(units: UnitsOfWork, intake: IntakeDirectory) -> APIRouter:
         )
 
     @router.post(
-        "/cases/{case_id}/transfer", response_model=Case, summary="Transfer to another case manager and/or office"
+        "/cases/{case_id}/transfer",
+        response_model=Case,
+        summary="Transfer to another case manager and/or office",
+        dependencies=[Depends(allow(Action.CASE_ASSIGN))],
     )
     async def transfer(
         case_id: UUID, request_body: TransferInput, request: Request, if_match: str | None = IF_MATCH
@@ -146,7 +186,12 @@ def build_router(units: UnitsOfWork, intake: IntakeDirectory) -> APIRouter:
             lambda uow: commands.transfer(uow, case_id, request_body, if_match),
         )
 
-    @router.post("/cases/{case_id}/close", response_model=Case, summary="Close with a reason from the code list")
+    @router.post(
+        "/cases/{case_id}/close",
+        response_model=Case,
+        summary="Close with a reason from the code list",
+        dependencies=[Depends(allow(Action.CASE_CHANGE))],
+    )
     async def close(case_id: UUID, closing: Closing, request: Request, if_match: str | None = IF_MATCH) -> JSONResponse:
         return await change(
             request,
@@ -155,7 +200,12 @@ def build_router(units: UnitsOfWork, intake: IntakeDirectory) -> APIRouter:
             lambda uow: commands.close(uow, case_id, closing, if_match),
         )
 
-    @router.post("/cases/{case_id}/reopen", response_model=Case, summary="Reopen a closed case")
+    @router.post(
+        "/cases/{case_id}/reopen",
+        response_model=Case,
+        summary="Reopen a closed case",
+        dependencies=[Depends(allow(Action.CASE_CHANGE))],
+    )
     async def reopen(
         case_id: UUID, request: Request, reopening: Reopening | None = None, if_match: str | None = IF_MATCH
     ) -> JSONResponse:
@@ -171,6 +221,7 @@ def build_router(units: UnitsOfWork, intake: IntakeDirectory) -> APIRouter:
         status_code=201,
         response_model=RecordedConsultation,
         summary="Record a consultation",
+        dependencies=[Depends(allow(Action.CASE_NOTE))],
     )
     async def record_consultation(
         case_id: UUID, consultation: ConsultationInput, request: Request, if_match: str | None = IF_MATCH
@@ -188,6 +239,7 @@ def build_router(units: UnitsOfWork, intake: IntakeDirectory) -> APIRouter:
         status_code=201,
         response_model=ChangedPlanGoal,
         summary="Add a goal to the integration plan",
+        dependencies=[Depends(allow(Action.CASE_CHANGE))],
     )
     async def set_goal(
         case_id: UUID, goal: GoalInput, request: Request, if_match: str | None = IF_MATCH
@@ -204,6 +256,7 @@ def build_router(units: UnitsOfWork, intake: IntakeDirectory) -> APIRouter:
         "/cases/{case_id}/plan/goals/{goal_id}/status",
         response_model=ChangedPlanGoal,
         summary="A goal reached, dropped or opened again",
+        dependencies=[Depends(allow(Action.CASE_CHANGE))],
     )
     async def change_goal_status(
         case_id: UUID, goal_id: UUID, change_input: GoalStatusInput, request: Request, if_match: str | None = IF_MATCH
@@ -215,7 +268,12 @@ def build_router(units: UnitsOfWork, intake: IntakeDirectory) -> APIRouter:
             lambda uow: commands.change_goal_status(uow, case_id, goal_id, change_input, if_match),
         )
 
-    @router.get("/topics", tags=["code lists"], summary="The counselling topic taxonomy")
+    @router.get(
+        "/topics",
+        tags=["code lists"],
+        summary="The counselling topic taxonomy",
+        dependencies=[Depends(allow(Action.REFERENCE_READ))],
+    )
     async def topics() -> list[Topic]:
         async with units.read() as connection:
             return await queries.list_topics(connection)
@@ -226,13 +284,35 @@ def build_router(units: UnitsOfWork, intake: IntakeDirectory) -> APIRouter:
         response_model=Topic,
         tags=["code lists"],
         summary="Add a city's own counselling topic",
+        dependencies=[Depends(allow(Action.REFERENCE_WRITE))],
     )
     async def add_topic(topic: TopicInput, request: Request) -> JSONResponse:
         return await change(request, "POST /topics", topic, lambda uow: commands.add_topic(uow, topic), status_code=201)
 
-    @router.get("/reasons", tags=["code lists"], summary="Reasons to close or transfer a case")
+    @router.get(
+        "/reasons",
+        tags=["code lists"],
+        summary="Reasons to close or transfer a case",
+        dependencies=[Depends(allow(Action.REFERENCE_READ))],
+    )
     async def reasons() -> ReasonCodes:
         async with units.read() as connection:
             return await queries.list_reasons(connection)
+
+    @router.get(
+        "/clients/{client_id}/export",
+        tags=["data protection"],
+        summary="Everything cases stores about a person (DSGVO Art. 15; data protection officer)",
+        description=(
+            "Every case of the person with its consultations (notes included), integration plan, referrals, "
+            "handovers and history with who did what and when. Asked by the data protection officer, usually "
+            "through intake's export, which gathers every service's part."
+        ),
+    )
+    async def export_client(
+        client_id: UUID, _actor: Annotated[Actor, Depends(allow(Action.CLIENT_EXPORT))]
+    ) -> ClientExport:
+        async with units.read() as connection:
+            return await queries.client_export(connection, client_id)
 
     return router

@@ -1,14 +1,18 @@
 """Cases' commands: what a case manager changes over HTTP, one unit of work each.
 
-Each use case loads the case (locked), checks If-Match and the domain's rules, changes the row,
-records its event (outbox + the case's history) and answers with its response model. Rules
-refuse with `knotenpunkt.errors`; the HTTP layer maps them once.
+Each use case loads the case (locked), checks that the acting person may do this to THIS case
+(`knotenpunkt.policy`: their office, their assignment), then If-Match and the domain's rules,
+changes the row, records its event (outbox + the case's history, with the acting staff id from
+the token) and answers with its response model. Rules refuse with `knotenpunkt.errors`; the
+HTTP layer maps them once (a refused permission is a 403, audited as denied).
 """
 
 from __future__ import annotations
 
 import uuid
 from uuid import UUID
+
+import asyncpg
 
 from cases.domain import (
     CaseStatus,
@@ -22,7 +26,9 @@ from cases.domain import (
 )
 from cases.repository import (
     CASE,
+    acting_staff,
     case_for_update,
+    case_record,
     changed,
     check_reason,
     check_topics,
@@ -60,11 +66,19 @@ from knotenpunkt.events import (
     PlanGoalStatusChanged,
     ServiceLine,
 )
+from knotenpunkt.policy import Action, require
 from knotenpunkt.uow import UnitOfWork
 
 
+def _may(uow: UnitOfWork, action: Action, case: asyncpg.Record) -> None:
+    """The acting person may do `action` to this case (its office and case manager), else 403."""
+    require(uow.actor, action, case_record(case["office_id"], case["case_manager_id"]))
+
+
 async def open_case(uow: UnitOfWork, opening: CaseOpening) -> Case:
-    """Open a case by hand for a person cases knows (from ClientRegistered)."""
+    """Open a case by hand for a person cases knows (from ClientRegistered), at an office the
+    acting person works at; a case manager may name only themselves (or nobody) as its manager."""
+    require(uow.actor, Action.CASE_CHANGE, case_record(opening.office_id, opening.case_manager_id))
     connection = uow.connection
     known = await connection.fetchrow(
         "SELECT registered_at, merged_into FROM persons WHERE client_id = $1", opening.client_id
@@ -90,6 +104,7 @@ async def open_case(uow: UnitOfWork, opening: CaseOpening) -> Case:
 
 async def assign(uow: UnitOfWork, case_id: UUID, assignment: Assignment, if_match: str | None) -> Case:
     case = await case_for_update(uow.connection, case_id)
+    _may(uow, Action.CASE_ASSIGN, case)
     check_version(if_match, case["version"], required=True, what=CASE)
     ensure_can_assign(CaseStatus(case["status"]), case["case_manager_id"])
     await uow.connection.execute(
@@ -103,7 +118,9 @@ async def assign(uow: UnitOfWork, case_id: UUID, assignment: Assignment, if_matc
 
 
 async def transfer(uow: UnitOfWork, case_id: UUID, request: TransferInput, if_match: str | None) -> Case:
+    # The lead of the case's current office transfers it, also to another office.
     case = await case_for_update(uow.connection, case_id)
+    _may(uow, Action.CASE_ASSIGN, case)
     await check_reason(uow.connection, "transfer", request.reason)
     check_version(if_match, case["version"], required=True, what=CASE)
     moved = plan_transfer(
@@ -135,6 +152,7 @@ async def transfer(uow: UnitOfWork, case_id: UUID, request: TransferInput, if_ma
 
 async def close(uow: UnitOfWork, case_id: UUID, closing: Closing, if_match: str | None) -> Case:
     case = await case_for_update(uow.connection, case_id)
+    _may(uow, Action.CASE_CHANGE, case)
     await check_reason(uow.connection, "close", closing.reason)
     check_version(if_match, case["version"], required=True, what=CASE)
     ensure_can_close(CaseStatus(case["status"]))
@@ -159,6 +177,7 @@ async def close(uow: UnitOfWork, case_id: UUID, closing: Closing, if_match: str 
 
 async def reopen(uow: UnitOfWork, case_id: UUID, if_match: str | None) -> Case:
     case = await case_for_update(uow.connection, case_id)
+    _may(uow, Action.CASE_CHANGE, case)
     check_version(if_match, case["version"], required=True, what=CASE)
     ensure_can_reopen(CaseStatus(case["status"]))
     service_line = ServiceLine(case["service_line"])
@@ -174,12 +193,15 @@ async def record_consultation(
     uow: UnitOfWork, case_id: UUID, consultation: ConsultationInput, if_match: str | None = None
 ) -> RecordedConsultation:
     case = await case_for_update(uow.connection, case_id)
+    # Consultations carry counselling notes: only on one's own cases (the lead: the office's).
+    _may(uow, Action.CASE_NOTE, case)
     await check_topics(uow.connection, consultation.topics, "topics")
     # Adding a consultation loses nobody's change, so If-Match is checked only when sent.
     check_version(if_match, case["version"], required=False, what=CASE)
     ensure_open(CaseStatus(case["status"]))
     consultation_id = uuid.uuid4()
-    case_manager_id = consultation.case_manager_id or case["case_manager_id"]
+    # Who held it is who records it: the staff id from the token, never a typed name.
+    case_manager_id = acting_staff(uow)
     await uow.connection.execute(
         "INSERT INTO consultations (consultation_id, case_id, held_on, duration_minutes, topics, "
         "family_members_counselled, note, mode, language, interpreter_used, case_manager_id) "
@@ -219,6 +241,7 @@ async def record_consultation(
 
 async def set_goal(uow: UnitOfWork, case_id: UUID, goal: GoalInput, if_match: str | None = None) -> ChangedPlanGoal:
     case = await case_for_update(uow.connection, case_id)
+    _may(uow, Action.CASE_CHANGE, case)
     await check_topics(uow.connection, [goal.topic_code], "topic_code")
     # A new goal loses nobody's change either: If-Match is checked only when sent.
     check_version(if_match, case["version"], required=False, what=CASE)
@@ -251,6 +274,7 @@ async def change_goal_status(
     uow: UnitOfWork, case_id: UUID, goal_id: UUID, change: GoalStatusInput, if_match: str | None
 ) -> ChangedPlanGoal:
     case = await case_for_update(uow.connection, case_id)
+    _may(uow, Action.CASE_CHANGE, case)
     goal = await uow.connection.fetchrow(
         "SELECT * FROM plan_goals WHERE goal_id = $1 AND case_id = $2 FOR UPDATE", goal_id, case_id
     )
@@ -275,7 +299,8 @@ async def change_goal_status(
 
 
 async def add_topic(uow: UnitOfWork, topic: TopicInput) -> Topic:
-    """A city's own counselling topic, beside the built-in taxonomy."""
+    """A city's own counselling topic, beside the built-in taxonomy (reference data: admin)."""
+    require(uow.actor, Action.REFERENCE_WRITE)
     row = await uow.connection.fetchrow(
         "INSERT INTO topics (code, label_de, label_en) VALUES ($1, $2, $3) ON CONFLICT (code) DO NOTHING "
         "RETURNING code, label_de, label_en, built_in",

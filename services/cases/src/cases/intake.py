@@ -1,7 +1,9 @@
 """The person summary for the case overview, fetched from intake over HTTP.
 
 Personal data stays in intake; cases asks for it only when a case manager opens the overview,
-keeps nothing of it, and never logs it. When intake cannot answer, the overview still comes,
+on their behalf (the service client sends cases' own token and theirs, so intake checks the
+person's office and audits the read as theirs), keeps nothing of it, and never logs it. When
+intake cannot answer (or refuses the person asking), the overview still comes,
 with the reason instead of the person.
 """
 
@@ -59,6 +61,9 @@ class IntakeDirectory:
             return PersonLookup(None, "intake_unreachable")
         if response.status_code == 404:
             return PersonLookup(None, "person_not_in_intake")
+        if response.status_code == 403:
+            # intake checks the person asking (relayed in X-On-Behalf-Of) itself: it may refuse.
+            return PersonLookup(None, "intake_forbidden")
         if response.status_code != 200:
             log.warning("intake answered the person lookup with an error", status=response.status_code)
             return PersonLookup(None, "intake_error")

@@ -1,8 +1,13 @@
-"""Cases' queries: reads on a connection from `units.read()`, answering with response models."""
+"""Cases' queries: reads on a connection from `units.read()`, answering with response models.
+
+Lists are filtered in PostgreSQL by what the asking person may read (`policy.scope`: their
+office), never after; one case is checked against the policy once loaded (`policy.require`).
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -10,11 +15,13 @@ import asyncpg
 
 from cases.domain import CaseStatus
 from cases.intake import IntakeDirectory
-from cases.repository import CASE_COLUMNS, case_of, find_case, resolve_client
+from cases.repository import CASE_COLUMNS, CASE_SCOPE, case_of, case_record, find_case, resolve_client
 from cases.schemas import (
     Case,
     CaseOverview,
+    ClientExport,
     ConsultationEntry,
+    ExportedCase,
     HistoryEntry,
     PersonUnavailable,
     PlanGoal,
@@ -28,7 +35,11 @@ from knotenpunkt.errors import Invalid, NotFound
 from knotenpunkt.events import ServiceLine
 from knotenpunkt.i18n import message
 from knotenpunkt.pagination import Cursor, Page
-from knotenpunkt.uow import UnitsOfWork
+from knotenpunkt.policy import Action, require, scope
+from knotenpunkt.uow import Actor, UnitsOfWork
+
+# The history events that hand a case over: to another case manager or office, or from JMD to MBE.
+HANDOVER_EVENTS = ("CaseTransferred", "ServiceLineHandoverDue")
 
 
 async def get_case(connection: asyncpg.Connection, case_id: UUID) -> Case:
@@ -38,16 +49,21 @@ async def get_case(connection: asyncpg.Connection, case_id: UUID) -> Case:
     return case
 
 
-async def cases_of_client(connection: asyncpg.Connection, client_id: UUID) -> list[Case]:
-    """Every case of the person (a retired id of a merged record means the surviving one)."""
+async def cases_of_client(connection: asyncpg.Connection, client_id: UUID, actor: Actor) -> list[Case]:
+    """Every case of the person the actor may read (a retired id of a merged record means the
+    surviving one)."""
     client_id = await resolve_client(connection, client_id)
-    rows = await connection.fetch(f"{CASE_COLUMNS} WHERE c.client_id = $1 ORDER BY c.opened_at, c.case_id", client_id)
+    allowed, params = scope(actor, Action.CASE_READ, CASE_SCOPE, first_param=2)
+    rows = await connection.fetch(
+        f"{CASE_COLUMNS} WHERE c.client_id = $1 AND {allowed} ORDER BY c.opened_at, c.case_id", client_id, *params
+    )
     return [case_of(row) for row in rows]
 
 
 async def list_cases(
     connection: asyncpg.Connection,
     *,
+    actor: Actor,
     case_manager_id: str | None,
     office_id: str | None,
     service_line: ServiceLine | None,
@@ -57,9 +73,11 @@ async def list_cases(
     cursor: Cursor | None,
     handover_due: bool | None = None,
 ) -> Page[Case]:
-    """The newest cases first, filtered, one page at a time (keyset pagination)."""
-    conditions: list[str] = []
-    args: list[Any] = []
+    """The newest cases the actor may read first, filtered, one page at a time (keyset
+    pagination: the scope is a condition of the query, so every page is full and the cursor
+    continues after the last case the actor saw)."""
+    allowed, args = scope(actor, Action.CASE_READ, CASE_SCOPE, first_param=1)
+    conditions: list[str] = [allowed]
 
     def where(sql: str, *values: Any) -> None:
         placeholders = []
@@ -88,22 +106,47 @@ async def list_cases(
         where("(c.opened_at, c.case_id) < ({}::timestamptz, {}::uuid)", cursor.sort_key, cursor.id_as_uuid())
     args.append(limit + 1)
     sql = (
-        f"{CASE_COLUMNS} {'WHERE ' + ' AND '.join(conditions) if conditions else ''} "
-        f"ORDER BY c.opened_at DESC, c.case_id DESC LIMIT ${len(args)}"
+        f"{CASE_COLUMNS} WHERE {' AND '.join(conditions)} ORDER BY c.opened_at DESC, c.case_id DESC LIMIT ${len(args)}"
     )
     rows = await connection.fetch(sql, *args)
     page = Page.of(rows, limit, key=lambda row: (row["opened_at"], row["case_id"]))
     return Page([case_of(row) for row in page.items], page.next_cursor)
 
 
-async def case_overview(connection: asyncpg.Connection, case_id: UUID) -> CaseOverview:
-    """Everything cases knows about one case (without the person: see `overview_with_person`)."""
+async def case_overview(
+    connection: asyncpg.Connection, case_id: UUID, actor: Actor, concerning: Callable[[Case], None]
+) -> CaseOverview:
+    """Everything cases knows about one case the actor may read (without the person: see
+    `overview_with_person`). `concerning` learns the case before the check, so a denied read
+    names the person in the audit trail too."""
     case = await get_case(connection, case_id)
+    concerning(case)
+    require(actor, Action.CASE_READ, case_record(case.office_id, case.case_manager_id))
+    # The person's other cases only as far as the actor may read them (another office's stay hidden).
+    allowed, params = scope(actor, Action.CASE_READ, CASE_SCOPE, first_param=2)
     lines = await connection.fetch(
-        "SELECT case_id, service_line, office_id, status, case_manager_id, opened_at FROM cases "
-        "WHERE client_id = $1 ORDER BY opened_at, case_id",
+        "SELECT c.case_id, c.service_line, c.office_id, c.status, c.case_manager_id, c.opened_at FROM cases c "
+        f"WHERE c.client_id = $1 AND {allowed} ORDER BY c.opened_at, c.case_id",
         case.client_id,
+        *params,
     )
+    consultations, goals, referrals, history = await _case_contents(connection, case_id)
+    return CaseOverview(
+        case=case,
+        service_lines=[
+            ServiceLineOfPerson.model_validate({**dict(row), "current": row["case_id"] == case_id}) for row in lines
+        ],
+        consultations=consultations,
+        plan=goals,
+        referrals=referrals,
+        history=history,
+    )
+
+
+async def _case_contents(
+    connection: asyncpg.Connection, case_id: UUID
+) -> tuple[list[ConsultationEntry], list[PlanGoal], list[ReferralEntry], list[HistoryEntry]]:
+    """A case's consultations (notes included), plan, referrals and history."""
     consultations = await connection.fetch(
         "SELECT consultation_id, held_on, duration_minutes, mode, language, interpreter_used, topics, "
         "family_members_counselled, case_manager_id, note, recorded_at FROM consultations "
@@ -117,23 +160,21 @@ async def case_overview(connection: asyncpg.Connection, case_id: UUID) -> CaseOv
         case_id,
     )
     history = await connection.fetch(
-        "SELECT event_id, event_type, occurred_at, data FROM case_history WHERE case_id = $1 ORDER BY id", case_id
+        "SELECT event_id, event_type, occurred_at, acted_by, data FROM case_history WHERE case_id = $1 ORDER BY id",
+        case_id,
     )
-    return CaseOverview(
-        case=case,
-        service_lines=[
-            ServiceLineOfPerson.model_validate({**dict(row), "current": row["case_id"] == case_id}) for row in lines
-        ],
-        consultations=[ConsultationEntry.model_validate(dict(row)) for row in consultations],
-        plan=[PlanGoal.model_validate(dict(row)) for row in goals],
-        referrals=[ReferralEntry.model_validate(dict(row)) for row in referrals],
-        history=[
+    return (
+        [ConsultationEntry.model_validate(dict(row)) for row in consultations],
+        [PlanGoal.model_validate(dict(row)) for row in goals],
+        [ReferralEntry.model_validate(dict(row)) for row in referrals],
+        [
             HistoryEntry(
                 event_id=row["event_id"],
                 # The short name ("CaseOpened") reads better on a screen than the CloudEvents type.
                 event=row["event_type"].split(".")[-2],
                 event_type=row["event_type"],
                 occurred_at=row["occurred_at"],
+                acted_by=row["acted_by"],
                 data=row["data"],
             )
             for row in history
@@ -142,15 +183,21 @@ async def case_overview(connection: asyncpg.Connection, case_id: UUID) -> CaseOv
 
 
 async def overview_with_person(
-    units: UnitsOfWork, intake: IntakeDirectory, case_id: UUID, language: str
+    units: UnitsOfWork,
+    intake: IntakeDirectory,
+    case_id: UUID,
+    language: str,
+    actor: Actor,
+    concerning: Callable[[Case], None],
 ) -> CaseOverview:
     """The whole case, with the person summary fetched live from intake.
 
     One snapshot of everything cases knows, then the person from intake outside the
-    transaction: a slow intake must not hold a database connection.
+    transaction: a slow intake must not hold a database connection. intake is asked on the
+    person's behalf (their token travels along) and checks their office itself.
     """
     async with units.read() as connection, connection.transaction(isolation="repeatable_read"):
-        whole = await case_overview(connection, case_id)
+        whole = await case_overview(connection, case_id, actor, concerning)
     lookup = await intake.person_summary(whole.case.client_id)
     unavailable = (
         None
@@ -158,6 +205,48 @@ async def overview_with_person(
         else PersonUnavailable(code=lookup.unavailable, message=message(lookup.unavailable, language))
     )
     return whole.model_copy(update={"person": lookup.person, "person_unavailable": unavailable})
+
+
+async def client_export(connection: asyncpg.Connection, client_id: UUID) -> ClientExport:
+    """Everything cases keeps about the person (DSGVO Art. 15): every case with its
+    consultations and notes, plan, referrals, handovers and history with who did what, when.
+    The permission (the data protection officer's) is the route's; one snapshot for all."""
+    async with connection.transaction(isolation="repeatable_read", readonly=True):
+        survivor = await resolve_client(connection, client_id)
+        person = await connection.fetchrow(
+            "SELECT registered_at, office_id, service_line FROM persons WHERE client_id = $1", survivor
+        )
+        merged = await connection.fetch(
+            "WITH RECURSIVE retired AS (SELECT client_id FROM persons WHERE merged_into = $1 "
+            "UNION SELECT p.client_id FROM persons p JOIN retired r ON p.merged_into = r.client_id) "
+            "SELECT client_id FROM retired ORDER BY client_id",
+            survivor,
+        )
+        rows = await connection.fetch(
+            f"{CASE_COLUMNS} WHERE c.client_id = $1 ORDER BY c.opened_at, c.case_id", survivor
+        )
+        exported = []
+        for row in rows:
+            consultations, goals, referrals, history = await _case_contents(connection, row["case_id"])
+            exported.append(
+                ExportedCase(
+                    case=case_of(row),
+                    consultations=consultations,
+                    plan=goals,
+                    referrals=referrals,
+                    handovers=[entry for entry in history if entry.event in HANDOVER_EVENTS],
+                    history=history,
+                )
+            )
+    return ClientExport(
+        client_id=survivor,
+        merged_client_ids=[row["client_id"] for row in merged if row["client_id"] != survivor],
+        known_since=person["registered_at"] if person else None,
+        office_id=person["office_id"] if person else None,
+        service_line=person["service_line"] if person else None,
+        cases=exported,
+        exported_at=datetime.now(UTC),
+    )
 
 
 async def list_topics(connection: asyncpg.Connection) -> list[Topic]:

@@ -21,6 +21,7 @@ from knotenpunkt.envelope import Envelope
 from knotenpunkt.errors import NotFound
 from knotenpunkt.events import CaseOpened, Event, ServiceLine
 from knotenpunkt.logging import get_logger
+from knotenpunkt.policy import Columns, Record
 from knotenpunkt.uow import UnitOfWork
 
 # The case named in messages ("Der Fall wurde inzwischen ... geändert").
@@ -32,7 +33,20 @@ CASE_COLUMNS = (
     "(SELECT count(*) FROM consultations k WHERE k.case_id = c.case_id) AS consultations FROM cases c"
 )
 
+# Where a case belongs, for `policy.scope` (the queries alias the cases table as `c`).
+CASE_SCOPE = Columns(office="c.office_id", assigned="c.case_manager_id")
+
 log = get_logger("cases")
+
+
+def case_record(office_id: str, case_manager_id: str | None) -> Record:
+    """What the policy needs to know of a case: its office and its case manager."""
+    return Record(office_id=office_id, assigned_to=case_manager_id)
+
+
+def acting_staff(uow: UnitOfWork) -> str | None:
+    """The staff id of the person acting (from their token); None for a service applying an event."""
+    return uow.actor.subject if uow.actor.kind == "staff" else None
 
 
 def now() -> datetime:
@@ -67,23 +81,29 @@ async def changed(connection: asyncpg.Connection, case_id: UUID) -> Case:
 async def record(uow: UnitOfWork, case_id: UUID, event: Event) -> Envelope:
     """Publish a case's event (outbox) and keep it in the case's history, in the unit of work."""
     envelope = await uow.publish(event)
-    await remember(uow.connection, case_id, envelope)
+    await remember(uow.connection, case_id, envelope, acted_by=acting_staff(uow))
     return envelope
 
 
-async def remember(connection: asyncpg.Connection, case_id: UUID, envelope: Envelope) -> None:
-    """Keep an event in the case's history (also one another service published about the case)."""
-    await remember_all(connection, [(case_id, envelope)])
+async def remember(
+    connection: asyncpg.Connection, case_id: UUID, envelope: Envelope, acted_by: str | None = None
+) -> None:
+    """Keep an event in the case's history (also one another service published about the case),
+    with the staff id of who did it when a person did it here."""
+    await remember_all(connection, [(case_id, envelope)], acted_by)
 
 
-async def remember_all(connection: asyncpg.Connection, entries: Sequence[tuple[UUID, Envelope]]) -> None:
+async def remember_all(
+    connection: asyncpg.Connection, entries: Sequence[tuple[UUID, Envelope]], acted_by: str | None = None
+) -> None:
     """Keep events in their cases' histories, in one round trip."""
     if not entries:
         return
     await connection.executemany(
-        "INSERT INTO case_history (case_id, event_id, event_type, occurred_at, data) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO case_history (case_id, event_id, event_type, occurred_at, data, acted_by) "
+        "VALUES ($1, $2, $3, $4, $5, $6)",
         [
-            (case_id, envelope.id, envelope.type, envelope.time, envelope.event.model_dump(mode="json"))
+            (case_id, envelope.id, envelope.type, envelope.time, envelope.event.model_dump(mode="json"), acted_by)
             for case_id, envelope in entries
         ],
     )
@@ -194,7 +214,7 @@ async def open_cases(uow: UnitOfWork, openings: Sequence[Opening]) -> list[UUID 
         ]
     )
     history = [(case_id, envelope) for (case_id, _), envelope in zip(opened, envelopes, strict=True)]
-    await remember_all(uow.connection, history)
+    await remember_all(uow.connection, history, acting_staff(uow))
     if len(opened) == 1:
         case_id, opening = opened[0]
         line = opening.service_line.value

@@ -99,6 +99,10 @@ register_messages(
             "de": "Die Personendaten sind gerade nicht abrufbar (Fehler bei der Erfassung).",
             "en": "The person's data cannot be fetched right now (intake answered with an error).",
         },
+        "intake_forbidden": {
+            "de": "Die Erfassung gibt Ihnen die Personendaten nicht frei (andere Dienststelle oder Rolle).",
+            "en": "Intake does not release the person's data to you (another office or role).",
+        },
         "person_not_in_intake": {
             "de": "Die Erfassung kennt diese Person nicht (mehr).",
             "en": "Intake does not know this person (any more).",
@@ -154,7 +158,10 @@ class CaseOpening(_Input):
     service_line: ServiceLine = Field(description="Service line of the new case.")
     office_id: str = Field(max_length=100, description="Office that runs the case.")
     case_manager_id: str | None = Field(
-        default=None, max_length=100, description="Staff id of the case manager, if known already."
+        default=None,
+        max_length=100,
+        description="Staff id of the case manager to assign, if known already (a case manager may name only "
+        "themselves; the office lead anyone).",
     )
 
     @field_validator("office_id")
@@ -242,15 +249,8 @@ class ConsultationInput(_Input):
     language: str | None = Field(default=None, max_length=10, description="Language of the consultation (ISO 639-1).")
     interpreter_used: bool = Field(default=False, description="Whether an interpreter took part.")
     family_members_counselled: int = Field(default=0, ge=0, le=30, description="Co-counselled family members.")
-    case_manager_id: str | None = Field(
-        default=None, max_length=100, description="Who held it; default: the case's case manager."
-    )
+    # Who held it is not asked: it is the signed-in person recording it (their token's staff id).
     note: str | None = Field(default=None, max_length=10_000, description="Free-text note; stays in cases.")
-
-    @field_validator("case_manager_id")
-    @classmethod
-    def valid_manager(cls, value: str | None) -> str | None:
-        return staff_id(value)
 
     @field_validator("held_on")
     @classmethod
@@ -328,7 +328,9 @@ class Case(BaseModel):
     closed_at: datetime | None = None
     close_reason: str | None = None
     version: int = 1
-    handover_due_on: date | None = Field(default=None, description="Day a JMD person turned 27 (decision due).")
+    handover_due_on: date | None = Field(
+        default=None, description="The month (its first day) a JMD person turned 27: a decision is due."
+    )
 
 
 class CasePage(BaseModel):
@@ -420,6 +422,11 @@ class HistoryEntry(BaseModel):
     event: str = Field(description='The short name, e.g. "CaseOpened".')
     event_type: str
     occurred_at: datetime
+    acted_by: str | None = Field(
+        default=None,
+        description="Staff id of who did it (from their sign-in); null when it followed from another service's "
+        "event (a registration, a merge, an agency's answer).",
+    )
     data: dict[str, Any]
 
 
@@ -439,3 +446,33 @@ class CaseOverview(BaseModel):
     plan: list[PlanGoal]
     referrals: list[ReferralEntry]
     history: list[HistoryEntry]
+
+
+# --- the person's own data (DSGVO Art. 15) ---------------------------------------------------
+
+
+class ExportedCase(BaseModel):
+    """One case of the person with everything cases keeps about it."""
+
+    case: Case
+    consultations: list[ConsultationEntry] = Field(description="With the counselling notes and who held each.")
+    plan: list[PlanGoal]
+    referrals: list[ReferralEntry]
+    handovers: list[HistoryEntry] = Field(
+        description="Transfers to another case manager or office, and the JMD to MBE handover when the person "
+        "turned 27 (also in `history`)."
+    )
+    history: list[HistoryEntry] = Field(description="Every change of the case: what, when and who did it.")
+
+
+class ClientExport(BaseModel):
+    """Everything cases stores about one person, for their request under DSGVO Art. 15."""
+
+    service: str = "cases"
+    client_id: UUID = Field(description="The person (a retired id of a merged record means the surviving one).")
+    merged_client_ids: list[UUID] = Field(description="Records of the same person merged into this one.")
+    known_since: datetime | None = Field(default=None, description="When cases learned of the person.")
+    office_id: str | None = Field(default=None, description="The office the person was routed to.")
+    service_line: str | None = Field(default=None, description="The service line the person was routed to.")
+    cases: list[ExportedCase]
+    exported_at: datetime
