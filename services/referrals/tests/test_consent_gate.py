@@ -13,9 +13,10 @@ import pytest
 
 from knotenpunkt.errors import DomainError
 from knotenpunkt.events import AgencyKind, DataCategory, SharedPersonData
-from referrals.consent_gate import ConsentGate, Recipient
+from knotenpunkt.policy import Action
+from referrals.consent_gate import Consented, ConsentGate, Recipient
 from referrals.domain import REFERRAL_CATEGORIES, ConsentCheck, ConsentMissing, require_consent
-from referrals.intake import IntakeUnavailable, NoSharingConsent, UnknownClient
+from referrals.intake import IntakeRefused, IntakeUnavailable, NoSharingConsent, UnknownClient
 
 CLIENT = uuid.uuid4()
 JOBCENTER = Recipient("jobcenter-duisburg", AgencyKind.JOBCENTER, "kafka")
@@ -72,8 +73,11 @@ async def test_the_check_asks_for_sharing_with_that_agency_and_its_kind() -> Non
 
 async def test_with_consent_the_agency_gets_exactly_the_consented_data_and_the_topic() -> None:
     intake = FakeIntake(ConsentCheck(granted=True, consent_id="c-1", categories=("name", "topic")))
-    consent_id, shared = await gate(intake).consented_data(CLIENT, JOBCENTER)
-    assert consent_id == "c-1"
+    consented = await gate(intake).consented_data(CLIENT, JOBCENTER)
+    assert consented.consent_id == "c-1"
+    # Kept with the referral for the person's own export: the categories, never the values.
+    assert consented.categories == ("name", "topic")
+    shared = consented.shared
     assert shared is not None
     assert shared.categories == ("name", "topic")
     assert (shared.family_name, shared.phone, shared.birth_date) == ("Yılmaz", None, None)
@@ -88,25 +92,31 @@ async def test_categories_intake_already_lists_are_not_doubled() -> None:
         ConsentCheck(granted=True, consent_id="c-1", categories=("name", "topic")),
         SharedPersonData(categories=("name", "topic"), family_name="Yılmaz"),
     )
-    _, shared = await gate(intake).consented_data(CLIENT, JOBCENTER)
+    shared = (await gate(intake).consented_data(CLIENT, JOBCENTER)).shared
     assert shared is not None and shared.categories == ("name", "topic")
 
 
 async def test_an_inbox_agency_gets_no_personal_data_on_its_topic() -> None:
     intake = FakeIntake(ConsentCheck(granted=True, consent_id="c-2", categories=("name", "topic")))
-    assert await gate(intake).consented_data(CLIENT, INBOX_AGENCY) == ("c-2", None)
+    assert await gate(intake).consented_data(CLIENT, INBOX_AGENCY) == Consented("c-2", ("name", "topic"), None)
     assert [call[0] for call in intake.calls] == ["consent_check"]
 
 
 async def test_with_the_gate_turned_off_nothing_is_checked_and_nothing_personal_shared() -> None:
     intake = FakeIntake(IntakeUnavailable("must not be called"))
-    assert await gate(intake, enabled=False).consented_data(CLIENT, JOBCENTER) == (None, None)
+    assert await gate(intake, enabled=False).consented_data(CLIENT, JOBCENTER) == Consented(None, checked=False)
     assert intake.calls == []
 
 
 @pytest.mark.parametrize(
     ("failure", "status", "code"),
-    [(IntakeUnavailable("down"), 503, "intake_unavailable"), (UnknownClient("x"), 409, "unknown_client")],
+    [
+        (IntakeUnavailable("down"), 503, "intake_unavailable"),
+        (UnknownClient("x"), 409, "unknown_client"),
+        # Intake refused the person sending (e.g. the person's record is at another office): 403.
+        (IntakeRefused("forbidden_office", Action.CONSENT_READ), 403, "forbidden_office"),
+        (IntakeRefused("something_else", Action.CONSENT_READ), 403, "forbidden_role"),
+    ],
 )
 async def test_intake_problems_are_clear_answers_not_500(failure: Exception, status: int, code: str) -> None:
     with pytest.raises(DomainError) as refused:
@@ -132,6 +142,7 @@ async def test_a_consent_ended_between_check_and_fetch_refuses_the_referral() ->
         (NoSharingConsent("x"), "no_consent"),
         (UnknownClient("x"), "unknown_client"),
         (IntakeUnavailable("down"), "intake_unavailable"),
+        (IntakeRefused("forbidden_agency", Action.SHARED_DATA_READ), "intake_refused"),
     ],
 )
 async def test_the_inbox_shows_no_person_and_says_why_when_intake_gives_nothing(failure: Exception, why: str) -> None:

@@ -12,7 +12,7 @@ import pytest
 from knotenpunkt.clients import ServiceClient
 from knotenpunkt.events import AgencyKind, DataCategory
 from knotenpunkt.http import CORRELATION_HEADER
-from referrals.intake import HttpIntake, IntakeUnavailable, NoSharingConsent, UnknownClient
+from referrals.intake import HttpIntake, IntakeRefused, IntakeUnavailable, NoSharingConsent, UnknownClient
 
 CLIENT = uuid.uuid4()
 
@@ -63,6 +63,7 @@ async def test_shared_data_is_read_as_the_contract_model() -> None:
     [
         (404, {"code": "not_found"}, UnknownClient),
         (409, {"code": "no_valid_consent"}, NoSharingConsent),
+        (403, {"code": "forbidden_agency"}, IntakeRefused),
         (500, {"code": "internal_error"}, IntakeUnavailable),
         (200, ["not", "an", "object"], IntakeUnavailable),
         (200, {"categories": "not a list of categories"}, IntakeUnavailable),
@@ -88,3 +89,17 @@ async def test_a_consent_check_without_its_fields_or_unreachable_intake_is_intak
     with pytest.raises(IntakeUnavailable) as unreachable:
         await intake(refuse).consent_check(CLIENT, "jobcenter-duisburg", AgencyKind.JOBCENTER, (DataCategory.TOPIC,))
     assert unreachable.value.detail == "ConnectError"
+
+
+async def test_intake_refusing_the_person_is_passed_on_as_403_with_intakes_reason() -> None:
+    with pytest.raises(IntakeRefused) as refused:
+        await intake(lambda request: httpx.Response(403, json={"code": "forbidden_office"})).consent_check(
+            CLIENT, "jobcenter-duisburg", AgencyKind.JOBCENTER, (DataCategory.TOPIC,)
+        )
+    assert (refused.value.status_code, refused.value.code) == (403, "forbidden_office")
+    # A reason that is not one of the shared policy's is not passed on verbatim.
+    with pytest.raises(IntakeRefused) as unknown:
+        await intake(lambda request: httpx.Response(403, text="<html>")).consent_check(
+            CLIENT, "jobcenter-duisburg", AgencyKind.JOBCENTER, (DataCategory.TOPIC,)
+        )
+    assert unknown.value.code == "forbidden_role"

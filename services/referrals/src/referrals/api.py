@@ -1,4 +1,8 @@
-"""Thin HTTP routes: each runs one use case (a command in one unit of work, or a query)."""
+"""Thin HTTP routes: each runs one use case (a command in one unit of work, or a query).
+
+Every route names its permission (`allow(Action.X)`, knotenpunkt.policy): who may call it at
+all. Which records the actor may touch is checked in the use case (`referrals.access`), and reads
+name the persons they showed for the audit trail (`audit.concerns`)."""
 
 from __future__ import annotations
 
@@ -6,20 +10,23 @@ from datetime import date
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
+from knotenpunkt import audit
 from knotenpunkt.events import AgencyKind
 from knotenpunkt.http import run_command
-from knotenpunkt.uow import UnitsOfWork
-from referrals import commands, queries
+from knotenpunkt.identity import allow
+from knotenpunkt.policy import Action
+from knotenpunkt.uow import Actor, UnitsOfWork
+from referrals import access, commands, queries
 from referrals.consent_gate import ConsentGate
 from referrals.deadlines import run_deadlines
 from referrals.domain import Clock, Status
-from referrals.inbox_auth import check_agency_token
 from referrals.schemas import (
     Agency,
     ChangedReferral,
+    ClientReferrals,
     CompleteInput,
     DeadlineRun,
     DeclineInput,
@@ -30,6 +37,11 @@ from referrals.schemas import (
     SentReferral,
     WithdrawInput,
 )
+
+Sender = Annotated[Actor, Depends(allow(Action.REFERRAL_SEND))]
+Reader = Annotated[Actor, Depends(allow(Action.REFERRAL_READ))]
+InboxReader = Annotated[Actor, Depends(allow(Action.AGENCY_INBOX))]
+Answerer = Annotated[Actor, Depends(allow(Action.AGENCY_ANSWER))]
 
 
 def build_router(units: UnitsOfWork, clock: Clock, gate: ConsentGate) -> APIRouter:
@@ -44,7 +56,7 @@ def build_router(units: UnitsOfWork, clock: Clock, gate: ConsentGate) -> APIRout
         summary="Refer a person to a partner agency",
         tags=["referrals"],
     )
-    async def send(referral: ReferralInput, request: Request) -> JSONResponse:
+    async def send(referral: ReferralInput, request: Request, _actor: Sender) -> JSONResponse:
         return await run_command(
             units,
             request,
@@ -54,8 +66,14 @@ def build_router(units: UnitsOfWork, clock: Clock, gate: ConsentGate) -> APIRout
             status_code=201,
         )
 
-    @router.get("/referrals", summary="Referrals by case manager, case, office and status", tags=["referrals"])
+    @router.get(
+        "/referrals",
+        summary="Referrals by case manager, case, office and status (of the offices the person may see)",
+        tags=["referrals"],
+    )
     async def list_referrals(
+        request: Request,
+        actor: Reader,
         case_manager_id: str | None = None,
         case_id: UUID | None = None,
         office_id: str | None = None,
@@ -63,8 +81,9 @@ def build_router(units: UnitsOfWork, clock: Clock, gate: ConsentGate) -> APIRout
         limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     ) -> list[Referral]:
         async with units.read() as connection:
-            return await queries.list_referrals(
+            found = await queries.list_referrals(
                 connection,
+                actor,
                 clock.now(),
                 case_manager_id=case_manager_id,
                 case_id=case_id,
@@ -72,6 +91,8 @@ def build_router(units: UnitsOfWork, clock: Clock, gate: ConsentGate) -> APIRout
                 statuses=status,
                 limit=limit,
             )
+        audit.concerns(request, client_ids=[r.client_id for r in found], record_ids=[str(r.referral_id) for r in found])
+        return found
 
     @router.get(
         "/referrals/action-needed",
@@ -79,24 +100,31 @@ def build_router(units: UnitsOfWork, clock: Clock, gate: ConsentGate) -> APIRout
         tags=["referrals"],
     )
     async def action_needed(
+        request: Request,
+        actor: Reader,
         case_manager_id: str | None = None,
         office_id: str | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     ) -> list[Referral]:
         async with units.read() as connection:
-            return await queries.list_referrals(
+            found = await queries.list_referrals(
                 connection,
+                actor,
                 clock.now(),
                 case_manager_id=case_manager_id,
                 office_id=office_id,
                 action_needed=True,
                 limit=limit,
             )
+        audit.concerns(request, client_ids=[r.client_id for r in found], record_ids=[str(r.referral_id) for r in found])
+        return found
 
     @router.get("/referrals/{referral_id}", summary="One referral and its status", tags=["referrals"])
-    async def get(referral_id: UUID) -> Referral:
+    async def get(referral_id: UUID, request: Request, actor: Reader) -> Referral:
         async with units.read() as connection:
-            return await queries.get_referral(connection, referral_id, clock.now())
+            referral = await queries.get_referral(connection, actor, referral_id, clock.now())
+        audit.concerns(request, client_ids=[referral.client_id])
+        return referral
 
     @router.post(
         "/referrals/{referral_id}/withdraw",
@@ -104,7 +132,12 @@ def build_router(units: UnitsOfWork, clock: Clock, gate: ConsentGate) -> APIRout
         summary="The case manager takes a referral back",
         tags=["referrals"],
     )
-    async def withdraw(referral_id: UUID, request: Request, body: WithdrawInput | None = None) -> JSONResponse:
+    async def withdraw(
+        referral_id: UUID,
+        request: Request,
+        _actor: Annotated[Actor, Depends(allow(Action.REFERRAL_WITHDRAW))],
+        body: WithdrawInput | None = None,
+    ) -> JSONResponse:
         return await run_command(
             units,
             request,
@@ -115,12 +148,22 @@ def build_router(units: UnitsOfWork, clock: Clock, gate: ConsentGate) -> APIRout
 
     # --- the network ----------------------------------------------------------------------------
 
-    @router.get("/agencies", summary="The partner directory", tags=["directory"])
+    @router.get(
+        "/agencies",
+        summary="The partner directory",
+        tags=["directory"],
+        dependencies=[Depends(allow(Action.REFERENCE_READ))],
+    )
     async def agencies(topic_code: str | None = None, kind: AgencyKind | None = None) -> list[Agency]:
         async with units.read() as connection:
             return await queries.agencies(connection, topic_code, kind)
 
-    @router.get("/gaps", summary="The gap register: needs nobody could meet, counted", tags=["gaps"])
+    @router.get(
+        "/gaps",
+        summary="The gap register: needs nobody could meet, counted (no person, no referral)",
+        tags=["gaps"],
+        dependencies=[Depends(allow(Action.GAPS_READ))],
+    )
     async def gaps(
         topic_code: str | None = None,
         agency_kind: AgencyKind | None = None,
@@ -132,22 +175,36 @@ def build_router(units: UnitsOfWork, clock: Clock, gate: ConsentGate) -> APIRout
             return await queries.gaps(connection, topic_code, agency_kind, office_id, from_date, to_date)
 
     # --- the web inbox of agencies without their own software -----------------------------------
+    # Signed in through Keycloak: the agency's staff (agency_staff) or its own software with its
+    # client credentials (agency_system); the token's agency_id must be the agency in the path.
 
-    async def agency_token(agency_id: str, authorization: Annotated[str | None, Header()] = None) -> None:
+    inbox = APIRouter(prefix="/inbox/{agency_id}/referrals", tags=["inbox"])
+
+    @inbox.get("", summary="An agency's open referrals, each with the data its person consented to share")
+    async def open_referrals(agency_id: str, request: Request, actor: InboxReader) -> list[InboxReferral]:
+        access.require_own_agency(actor, Action.AGENCY_INBOX, agency_id)
         async with units.read() as connection:
-            await check_agency_token(connection, agency_id, authorization)
+            found = await queries.inbox(connection, actor, agency_id, gate)
+        audit.concerns(request, client_ids=[r.client_id for r in found], record_ids=[str(r.referral_id) for r in found])
+        return found
 
-    # Every inbox route acts for the agency in its path, so every one checks that agency's token.
-    inbox = APIRouter(prefix="/inbox/{agency_id}/referrals", tags=["inbox"], dependencies=[Depends(agency_token)])
-
-    @inbox.get("", summary="An agency's open referrals")
-    async def open_referrals(agency_id: str) -> list[InboxReferral]:
+    @inbox.get("/{referral_id}", summary="One referral addressed to the agency")
+    async def one_referral(agency_id: str, referral_id: UUID, request: Request, actor: InboxReader) -> InboxReferral:
+        access.require_own_agency(actor, Action.AGENCY_INBOX, agency_id)
         async with units.read() as connection:
-            return await queries.inbox(connection, agency_id, gate)
+            referral = await queries.inbox_referral(connection, actor, referral_id, gate)
+        audit.concerns(request, client_ids=[referral.client_id])
+        return referral
 
     async def answer(
-        request: Request, agency_id: str, referral_id: UUID, kind: str, details: DeclineInput | CompleteInput | None
+        request: Request,
+        actor: Actor,
+        agency_id: str,
+        referral_id: UUID,
+        kind: str,
+        details: DeclineInput | CompleteInput | None,
     ) -> JSONResponse:
+        access.require_own_agency(actor, Action.AGENCY_ANSWER, agency_id)
         return await run_command(
             units,
             request,
@@ -157,20 +214,41 @@ def build_router(units: UnitsOfWork, clock: Clock, gate: ConsentGate) -> APIRout
         )
 
     @inbox.post("/{referral_id}/accept", response_model=ChangedReferral, summary="Accept a referral")
-    async def accept(agency_id: str, referral_id: UUID, request: Request) -> JSONResponse:
-        return await answer(request, agency_id, referral_id, "accept", None)
+    async def accept(agency_id: str, referral_id: UUID, request: Request, actor: Answerer) -> JSONResponse:
+        return await answer(request, actor, agency_id, referral_id, "accept", None)
 
     @inbox.post("/{referral_id}/decline", response_model=ChangedReferral, summary="Decline a referral")
-    async def decline(agency_id: str, referral_id: UUID, body: DeclineInput, request: Request) -> JSONResponse:
-        return await answer(request, agency_id, referral_id, "decline", body)
+    async def decline(
+        agency_id: str, referral_id: UUID, body: DeclineInput, request: Request, actor: Answerer
+    ) -> JSONResponse:
+        return await answer(request, actor, agency_id, referral_id, "decline", body)
 
     @inbox.post(
         "/{referral_id}/complete", response_model=ChangedReferral, summary="Report the outcome of an accepted referral"
     )
-    async def complete(agency_id: str, referral_id: UUID, body: CompleteInput, request: Request) -> JSONResponse:
-        return await answer(request, agency_id, referral_id, "complete", body)
+    async def complete(
+        agency_id: str, referral_id: UUID, body: CompleteInput, request: Request, actor: Answerer
+    ) -> JSONResponse:
+        return await answer(request, actor, agency_id, referral_id, "complete", body)
 
     router.include_router(inbox)
+
+    # --- the person's own data (DSGVO Art. 15) --------------------------------------------------
+
+    @router.get(
+        "/clients/{client_id}/export",
+        summary="Everything referrals stores about a person: referrals, their history, what each agency received",
+        tags=["data protection"],
+        dependencies=[Depends(allow(Action.CLIENT_EXPORT))],
+    )
+    async def export(client_id: UUID, request: Request) -> ClientReferrals:
+        async with units.read() as connection:
+            found = await queries.client_export(connection, client_id)
+        # The path's person is recorded by the audit itself; the ids merged into theirs too.
+        audit.concerns(
+            request, client_ids=found.merged_client_ids, record_ids=[str(r.referral_id) for r in found.referrals]
+        )
+        return found
 
     # --- operations -----------------------------------------------------------------------------
 
@@ -179,6 +257,8 @@ def build_router(units: UnitsOfWork, clock: Clock, gate: ConsentGate) -> APIRout
         response_model=DeadlineRun,
         summary="Send due reminders and expire overdue referrals now (the service also does it periodically)",
         tags=["operations"],
+        # An operations tool (the admin's), like /metrics: it changes nothing a deadline would not.
+        dependencies=[Depends(allow(Action.OPERATIONS_READ))],
     )
     async def deadlines_now(request: Request) -> JSONResponse:
         return await run_command(

@@ -51,7 +51,11 @@ def create_app(
     reactions = consumers.ReferralReactions(clock)
     runtime.consume(topics.CASES, consumers.on_case_opened, consumers.on_case_assigned, consumers.on_case_transferred)
     runtime.consume(
-        topics.CLIENTS, reactions.on_consent_withdrawn, consumers.on_clients_merged, reactions.on_client_erased
+        topics.CLIENTS,
+        reactions.on_consent_withdrawn,
+        reactions.on_consent_expired,
+        consumers.on_clients_merged,
+        reactions.on_client_erased,
     )
     runtime.consume(None, reactions.on_agency_answer, pattern=topics.AGENCY_ANSWERS_PATTERN)
     runtime.include_router(build_router(runtime.units, clock, gate))

@@ -14,6 +14,7 @@ from knotenpunkt.errors import Invalid, NotFound
 from knotenpunkt.events import (
     AgencyKind,
     ClientErased,
+    ConsentExpired,
     ConsentPurpose,
     ConsentWithdrawn,
     ReferralAccepted,
@@ -22,8 +23,9 @@ from knotenpunkt.events import (
     ReferralSent,
 )
 from knotenpunkt.logging import get_logger
+from knotenpunkt.policy import Action
 from knotenpunkt.uow import UnitOfWork
-from referrals import lifecycle
+from referrals import access, lifecycle
 from referrals.consent_gate import ConsentGate, Recipient
 from referrals.domain import (
     OPEN,
@@ -45,27 +47,31 @@ log = get_logger("referrals")
 
 
 async def send_referral(uow: UnitOfWork, referral: ReferralInput, clock: Clock, gate: ConsentGate) -> SentReferral:
-    """Refer the person of a case to an agency, if their sharing consent allows it."""
+    """Refer the person of a case to an agency, if the sender may act on the case (its office, and
+    for a case manager: assigned to them or to nobody) and the person's sharing consent allows it."""
     connection = uow.connection
     case = await connection.fetchrow(
-        "SELECT case_id, client_id, office_id FROM known_cases WHERE case_id = $1", referral.case_id
+        "SELECT case_id, client_id, office_id, case_manager_id FROM known_cases WHERE case_id = $1", referral.case_id
     )
     if case is None:
         raise NotFound("Der Fall", "The case")
+    # Before intake is asked anything: a person who may not refer from this case learns nothing.
+    access.require_on_case(uow.actor, Action.REFERRAL_SEND, case["office_id"], case["case_manager_id"])
     agency = await connection.fetchrow(
         "SELECT agency_id, kind, response_days, channel FROM agencies WHERE agency_id = $1", referral.agency_id
     )
     if agency is None:
         raise Invalid("agency_id", "unknown_agency")
     recipient = Recipient(agency["agency_id"], AgencyKind(agency["kind"]), agency["channel"])
-    consent_id, shared = await gate.consented_data(case["client_id"], recipient)
+    consented = await gate.consented_data(case["client_id"], recipient)
 
     referral_id = uuid.uuid4()
     sent_at = clock.now()
     due = deadlines(sent_at, agency["response_days"], clock)
     await connection.execute(
         "INSERT INTO referrals (referral_id, case_id, client_id, agency_id, topic_code, office_id, status, "
-        "sent_at, remind_at, due_at, consent_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        "sent_at, remind_at, due_at, consent_id, sent_by, shared_categories) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         referral_id,
         referral.case_id,
         case["client_id"],
@@ -76,7 +82,9 @@ async def send_referral(uow: UnitOfWork, referral: ReferralInput, clock: Clock, 
         sent_at,
         due.remind_at,
         due.due_at,
-        consent_id,
+        consented.consent_id,
+        uow.actor.subject,
+        list(consented.categories) if consented.checked else None,
     )
     sent = ReferralSent(
         client_id=case["client_id"],
@@ -88,21 +96,24 @@ async def send_referral(uow: UnitOfWork, referral: ReferralInput, clock: Clock, 
         sent_at=sent_at,
         answer_due_on=due.due_at.date(),
     )
-    await lifecycle.publish_sent(uow, sent, shared)
+    await lifecycle.publish_sent(uow, sent, consented.shared)
     log.info("referral sent", referral_id=str(referral_id), agency_id=referral.agency_id)
     return SentReferral(referral_id=referral_id, status=Status.SENT, answer_due_on=due.due_at.date())
 
 
 async def withdraw_referral(uow: UnitOfWork, referral_id: UUID, clock: Clock) -> ChangedReferral:
-    """The case manager takes a referral back; the agency is told."""
+    """The case manager takes a referral back; the agency is told. Who may: as for sending, on
+    the case as it is now (a transferred case's new case manager takes over its referrals)."""
     row = await uow.connection.fetchrow(
-        "SELECT referral_id, client_id, agency_id, status FROM referrals WHERE referral_id = $1 FOR UPDATE",
+        "SELECT r.referral_id, r.client_id, r.agency_id, r.status, c.office_id, c.case_manager_id "
+        "FROM referrals r JOIN known_cases c USING (case_id) WHERE r.referral_id = $1 FOR UPDATE OF r",
         referral_id,
     )
     if row is None:
         raise NotFound("Die Vermittlung", "The referral")
+    access.require_on_case(uow.actor, Action.REFERRAL_WITHDRAW, row["office_id"], row["case_manager_id"])
     check_move(Status(row["status"]), Status.WITHDRAWN)
-    await lifecycle.withdraw(uow, clock, row, "by_case_manager")
+    await lifecycle.withdraw(uow, clock, row, "by_case_manager", by=uow.actor.subject)
     return ChangedReferral(referral_id=referral_id, status=Status.WITHDRAWN)
 
 
@@ -117,12 +128,15 @@ async def answer_from_inbox(
     details: DeclineInput | CompleteInput | None = None,
 ) -> ChangedReferral:
     """An answer given in the web inbox (accept without details, decline with a reason, complete
-    with an outcome), built into the same event an agency's own service sends."""
+    with an outcome) by the signed-in agency, built into the same event an agency's own service
+    sends and applied by the same code (`apply_answer`). The route checked that `agency_id` is
+    the signed-in agency; another agency's referral is refused with 403 forbidden_agency."""
     row = await uow.connection.fetchrow(
         "SELECT client_id, agency_id FROM referrals WHERE referral_id = $1", referral_id
     )
-    if row is None or row["agency_id"] != agency_id:
+    if row is None:
         raise NotFound("Die Vermittlung", "The referral")
+    access.require_addressed_to(uow.actor, Action.AGENCY_ANSWER, row["agency_id"])
     now = clock.now()
     common = {"client_id": row["client_id"], "referral_id": referral_id, "agency_id": agency_id}
     answer: Answer
@@ -132,13 +146,16 @@ async def answer_from_inbox(
         answer = ReferralCompleted(**common, completed_at=now, outcome=details.outcome)
     else:
         answer = ReferralAccepted(**common, accepted_at=now)
-    status = await apply_answer(uow, clock, agency_id, answer)
+    status = await apply_answer(uow, clock, agency_id, answer, answered_by=uow.actor.subject)
     return ChangedReferral(referral_id=referral_id, status=status)
 
 
-async def apply_answer(uow: UnitOfWork, clock: Clock, answering_agency: str, answer: Answer) -> Status:
+async def apply_answer(
+    uow: UnitOfWork, clock: Clock, answering_agency: str, answer: Answer, answered_by: str
+) -> Status:
     """Check an answer (right agency, known referral, same person, allowed transition), apply it
     and confirm it on the lifecycle topic. Returns the referral's status afterwards.
+    `answered_by`: the inbox's signed-in agency user or client, or the agency's answers topic.
 
     Raises NotTheirs (404) or TransitionRefused (409); a repeated answer changes nothing.
     """
@@ -161,26 +178,31 @@ async def apply_answer(uow: UnitOfWork, clock: Clock, answering_agency: str, ans
     answer = answer.model_copy(update={"client_id": row["client_id"]})
     if isinstance(answer, ReferralAccepted):
         await connection.execute(
-            "UPDATE referrals SET status = $2, answered_at = $3 WHERE referral_id = $1",
+            "UPDATE referrals SET status = $2, answered_at = $3, answered_by = $4 WHERE referral_id = $1",
             answer.referral_id,
             target.value,
             answer.accepted_at,
+            answered_by,
         )
     elif isinstance(answer, ReferralDeclined):
         await connection.execute(
-            "UPDATE referrals SET status = $2, answered_at = $3, decline_reason = $4 WHERE referral_id = $1",
+            "UPDATE referrals SET status = $2, answered_at = $3, decline_reason = $4, answered_by = $5 "
+            "WHERE referral_id = $1",
             answer.referral_id,
             target.value,
             answer.declined_at,
             answer.reason.value,
+            answered_by,
         )
     else:
         await connection.execute(
-            "UPDATE referrals SET status = $2, completed_at = $3, outcome = $4 WHERE referral_id = $1",
+            "UPDATE referrals SET status = $2, completed_at = $3, outcome = $4, completed_by = $5 "
+            "WHERE referral_id = $1",
             answer.referral_id,
             target.value,
             answer.completed_at,
             answer.outcome.value,
+            answered_by,
         )
     # Re-published on the lifecycle topic as the network's confirmed fact.
     await uow.publish(answer)
@@ -193,12 +215,14 @@ async def apply_answer(uow: UnitOfWork, clock: Clock, answering_agency: str, ans
 # --- what intake tells ----------------------------------------------------------------------
 
 
-async def withdraw_for_consent(uow: UnitOfWork, clock: Clock, withdrawn: ConsentWithdrawn) -> None:
-    """Sharing consent withdrawn: every open referral relying on it, or addressed to that agency
-    (or agency kind), is withdrawn and the agency told. When in doubt the sharing stops; the
-    case manager can send again if another consent still covers it."""
+async def withdraw_for_consent(uow: UnitOfWork, clock: Clock, withdrawn: ConsentWithdrawn | ConsentExpired) -> None:
+    """Sharing consent withdrawn, or run out (its last valid day passed: intake raises
+    ConsentExpired): every open referral relying on it, or addressed to that agency (or agency
+    kind), is withdrawn and the agency told, the same way for both. When in doubt the sharing
+    stops; the case manager can send again if another consent still covers it."""
     if withdrawn.purpose != ConsentPurpose.SHARING:
         return
+    reason = "consent_expired" if isinstance(withdrawn, ConsentExpired) else "consent_withdrawn"
     rows = await uow.connection.fetch(
         "SELECT r.referral_id, r.client_id, r.agency_id, r.status "
         "FROM referrals r JOIN agencies a USING (agency_id) WHERE r.client_id = $1 AND r.status = ANY($2::text[]) "
@@ -210,7 +234,7 @@ async def withdraw_for_consent(uow: UnitOfWork, clock: Clock, withdrawn: Consent
         withdrawn.agency_kind.value if withdrawn.agency_kind else None,
     )
     for row in rows:
-        await lifecycle.withdraw(uow, clock, row, "consent_withdrawn")
+        await lifecycle.withdraw(uow, clock, row, reason, by="intake")
 
 
 async def withdraw_for_erasure(uow: UnitOfWork, clock: Clock, erased: ClientErased) -> None:
@@ -223,4 +247,4 @@ async def withdraw_for_erasure(uow: UnitOfWork, clock: Clock, erased: ClientEras
         [status.value for status in OPEN],
     )
     for row in rows:
-        await lifecycle.withdraw(uow, clock, row, "client_erased")
+        await lifecycle.withdraw(uow, clock, row, "client_erased", by="intake")

@@ -9,7 +9,7 @@ from uuid import UUID
 from knotenpunkt.events import AgencyKind, SharedPersonData
 from knotenpunkt.logging import get_logger
 from referrals.domain import REFERRAL_CATEGORIES, require_consent, with_topic
-from referrals.intake import IntakePort, IntakeUnavailable, NoSharingConsent, UnknownClient
+from referrals.intake import IntakePort, IntakeRefused, IntakeUnavailable, NoSharingConsent, UnknownClient
 
 log = get_logger("referrals")
 
@@ -24,17 +24,33 @@ class Recipient:
 
 
 @dataclass(frozen=True)
+class Consented:
+    """What the gate let through for one referral."""
+
+    consent_id: str | None
+    # The categories the person's valid consents cover for this agency (kept with the referral for
+    # the person's own data export); empty when the gate is off and nothing was checked.
+    categories: tuple[str, ...] = ()
+    # The values for the agency's own topic (Kafka agencies only; never stored by referrals).
+    shared: SharedPersonData | None = None
+    checked: bool = True
+
+
+@dataclass(frozen=True)
 class ConsentGate:
     intake: IntakePort
     enabled: bool = True
 
-    async def consented_data(self, client_id: UUID, agency: Recipient) -> tuple[str | None, SharedPersonData | None]:
+    async def consented_data(self, client_id: UUID, agency: Recipient) -> Consented:
         """The consent relied on, and exactly the data it lets the agency see on its topic.
 
-        Raises ConsentMissing / NoSharingConsent / UnknownClient (409) or IntakeUnavailable (503).
+        Asked on behalf of the person sending the referral (intake sees them, via referrals).
+        Raises ConsentMissing / NoSharingConsent / UnknownClient (409), IntakeRefused (403) or
+        IntakeUnavailable (503).
         """
         if not self.enabled:
-            return None, None  # no consent was checked, so nothing personal is shared
+            # No consent was checked, so nothing personal is shared.
+            return Consented(consent_id=None, checked=False)
         try:
             check = await self.intake.consent_check(client_id, agency.agency_id, agency.kind, REFERRAL_CATEGORIES)
         except IntakeUnavailable as error:
@@ -46,15 +62,16 @@ class ConsentGate:
         if agency.channel != "kafka":
             # Inbox agencies see the data live in the inbox (so a withdrawn consent stops it at
             # once); nothing personal is parked on a topic nobody reads.
-            return check.consent_id, None
-        shared = await self.intake.shared_data(client_id, agency.agency_id, agency.kind)
-        return check.consent_id, with_topic(shared, check.categories)
+            return Consented(check.consent_id, tuple(check.categories))
+        shared = with_topic(await self.intake.shared_data(client_id, agency.agency_id, agency.kind), check.categories)
+        return Consented(check.consent_id, tuple(shared.categories), shared)
 
     async def person(
         self, client_id: UUID, agency_id: str, kind: AgencyKind
     ) -> tuple[SharedPersonData | None, str | None]:
         """The personal data an inbox agency may see now, asked from intake at the moment of
-        looking (a withdrawn or expired consent shows nothing), or why there is none."""
+        looking (a withdrawn or expired consent shows nothing), or why there is none. Asked on
+        behalf of the signed-in agency, so intake can check it is that agency's data."""
         if not self.enabled:
             return None, "no_consent"
         try:
@@ -63,5 +80,7 @@ class ConsentGate:
             return None, "no_consent"
         except UnknownClient:
             return None, "unknown_client"
+        except IntakeRefused:
+            return None, "intake_refused"
         except IntakeUnavailable:
             return None, "intake_unavailable"

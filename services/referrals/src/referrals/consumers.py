@@ -17,6 +17,7 @@ from knotenpunkt.events import (
     CaseTransferred,
     ClientErased,
     ClientsMerged,
+    ConsentExpired,
     ConsentWithdrawn,
     ReferralAccepted,
     ReferralCompleted,
@@ -88,6 +89,10 @@ class ReferralReactions:
     async def on_consent_withdrawn(self, event: ConsentWithdrawn, uow: UnitOfWork) -> None:
         await commands.withdraw_for_consent(uow, self.clock, event)
 
+    async def on_consent_expired(self, event: ConsentExpired, uow: UnitOfWork) -> None:
+        """A consent that ran out stops what relied on it exactly as a withdrawn one does."""
+        await commands.withdraw_for_consent(uow, self.clock, event)
+
     async def on_client_erased(self, event: ClientErased, uow: UnitOfWork) -> None:
         await commands.withdraw_for_erasure(uow, self.clock, event)
 
@@ -102,7 +107,9 @@ class ReferralReactions:
         if answering_agency is None:
             raise Rejected(f"answer read from {origin}, not from an agency's answers topic")
         try:
-            await commands.apply_answer(uow, self.clock, answering_agency, event)
+            await commands.apply_answer(
+                uow, self.clock, answering_agency, event, answered_by=f"{answering_agency} (answers topic)"
+            )
         # Dead-lettered with which referral and why, not only the error's message code.
         except NotTheirs as refused:
             raise Rejected(refused.detail) from None

@@ -54,7 +54,7 @@ async def run_deadlines(uow: UnitOfWork, clock: Clock) -> DeadlineRun:
     )
     for row in expired:
         await connection.execute(
-            "UPDATE referrals SET status = $2, closed_at = $3 WHERE referral_id = $1",
+            "UPDATE referrals SET status = $2, closed_at = $3, closed_by = 'deadline_watch' WHERE referral_id = $1",
             row["referral_id"],
             Status.EXPIRED.value,
             now,

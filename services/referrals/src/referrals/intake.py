@@ -4,6 +4,11 @@ Referrals never stores personal data: it asks intake at send time whether a vali
 consent exists and for exactly the consented fields, and puts them only on the agency's topic.
 Unit tests replace the port with a fake; integration and end-to-end tests use the HTTP adapter.
 
+Every call is made inside a person's request (the case manager sending, the agency looking at
+its inbox): the service client sends referrals' own token and that person's token, so intake
+checks the person, `via` referrals. No consumer or periodic job of referrals calls intake (a
+call there would carry the service token alone, which intake refuses).
+
 The port's refusals are domain errors, so a use case lets them pass to the caller unchanged.
 """
 
@@ -15,8 +20,10 @@ from uuid import UUID
 import httpx
 
 from knotenpunkt.clients import ServiceClient, ServiceUnavailable
-from knotenpunkt.errors import Conflict, Unavailable
+from knotenpunkt.errors import Conflict, Forbidden, Unavailable
 from knotenpunkt.events import AgencyKind, DataCategory, SharedPersonData
+from knotenpunkt.i18n import CATALOGUE
+from knotenpunkt.policy import Action
 from referrals.domain import ConsentCheck
 
 
@@ -42,6 +49,15 @@ class NoSharingConsent(Conflict):
     def __init__(self, detail: str = "") -> None:
         super().__init__("no_sharing_consent")
         self.detail = detail
+
+
+class IntakeRefused(Forbidden):
+    """Intake refused the person on whose behalf referrals asked (403): passed on with intake's
+    reason when it is one of the shared policy's, so the person learns why."""
+
+    def __init__(self, code: str, action: Action) -> None:
+        known = code.startswith("forbidden_") and code in CATALOGUE
+        super().__init__(code if known else "forbidden_role", action.value)
 
 
 class IntakePort(Protocol):
@@ -73,6 +89,7 @@ class HttpIntake:
         )
         if response.status_code == 404:
             raise UnknownClient(str(client_id))
+        self._refused(response, Action.CONSENT_READ)
         body = self._json(response)
         try:
             return ConsentCheck(
@@ -92,6 +109,7 @@ class HttpIntake:
             raise UnknownClient(str(client_id))
         if response.status_code == 409:
             raise NoSharingConsent(str(client_id))
+        self._refused(response, Action.SHARED_DATA_READ)
         try:
             return SharedPersonData.model_validate(self._json(response))
         except ValueError:
@@ -102,6 +120,16 @@ class HttpIntake:
             return await self._client.get(path, params)
         except ServiceUnavailable as error:
             raise IntakeUnavailable(str(error)) from None
+
+    @staticmethod
+    def _refused(response: httpx.Response, action: Action) -> None:
+        if response.status_code != 403:
+            return
+        try:
+            code = str(response.json().get("code", ""))
+        except (ValueError, AttributeError):
+            code = ""
+        raise IntakeRefused(code, action)
 
     @staticmethod
     def _json(response: httpx.Response) -> dict[str, Any]:

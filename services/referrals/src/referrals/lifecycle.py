@@ -54,15 +54,17 @@ async def current_client_id(uow: UnitOfWork, client_id: UUID) -> UUID:
     return current or client_id
 
 
-async def withdraw(uow: UnitOfWork, clock: Clock, referral: Mapping[str, Any], reason: str) -> None:
-    """Close one open referral as withdrawn (the caller checked that it may be) and tell the agency."""
+async def withdraw(uow: UnitOfWork, clock: Clock, referral: Mapping[str, Any], reason: str, by: str) -> None:
+    """Close one open referral as withdrawn (the caller checked that it may be) and tell the agency.
+    `by`: the case manager's staff id (from the token), or "intake" for a consent or erasure."""
     now = clock.now()
     await uow.connection.execute(
-        "UPDATE referrals SET status = $2, closed_at = $3, withdraw_reason = $4 WHERE referral_id = $1",
+        "UPDATE referrals SET status = $2, closed_at = $3, withdraw_reason = $4, closed_by = $5 WHERE referral_id = $1",
         referral["referral_id"],
         Status.WITHDRAWN.value,
         now,
         reason,
+        by,
     )
     await tell_network_and_agency(
         uow,

@@ -165,3 +165,44 @@ class DeadlineRun(BaseModel):
 
     reminded: int = Field(description="Agencies reminded that their answer is due soon.")
     expired: int = Field(description="Referrals expired without an answer.")
+
+
+class HistoryStep(BaseModel):
+    at: datetime
+    step: str = Field(description="sent, agency_reminded, accepted, declined, completed, withdrawn or expired.")
+    by: str | None = Field(
+        description="Who: a staff id, an agency's sign-in, 'intake' (a consent or erasure), 'deadline_watch', or "
+        "none where not recorded (before sign-in existed, or an answer read from the agency's topic)."
+    )
+    detail: str | None = Field(default=None, description="The reason or outcome, where the step has one.")
+
+
+class AgencyReceived(BaseModel):
+    channel: str = Field(description="kafka: the agency's own topic; inbox: the web inbox.")
+    data_categories: list[str] | None = Field(
+        description="The categories of personal data the agency received under the consent; none: sent before "
+        "referrals recorded them."
+    )
+    how: str = Field(description="How the data reached the agency and what referrals keeps of it.")
+
+
+class ReferralExport(BaseModel):
+    referral_id: UUID
+    case_id: UUID
+    agency_id: str
+    agency_name: str
+    topic_code: str
+    office_id: str
+    status: Status
+    consent_id: str | None = Field(description="The sharing consent the referral relied on.")
+    history: list[HistoryStep]
+    agency_received: AgencyReceived
+
+
+class ClientReferrals(BaseModel):
+    """Everything referrals stores about one person (DSGVO Art. 15), for the data protection officer."""
+
+    service: str = "referrals"
+    client_id: UUID
+    merged_client_ids: list[UUID] = Field(description="Ids of records merged into this person's.")
+    referrals: list[ReferralExport]
