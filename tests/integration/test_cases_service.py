@@ -884,3 +884,300 @@ async def test_turning_27_flags_the_open_jmd_case_for_the_case_managers_decision
     assert case["case_id"] in {c["case_id"] for c in due_list}
     overview = (await cases.http.get(f"/cases/{case['case_id']}/overview")).json()
     assert overview["history"][-1]["event"] == "ServiceLineHandoverDue"
+
+
+# --- who may do what (real tokens from Keycloak) -----------------------------------------------
+
+
+async def last_audit_entry(running: Running, actor_id: str, method: str, route: str) -> dict:
+    """The newest audit row of that person's call (written before the answer left)."""
+    async with running.database.connection() as connection:
+        row = await connection.fetchrow(
+            "SELECT * FROM audit_log WHERE actor_id = $1 AND method = $2 AND route = $3 ORDER BY seq DESC LIMIT 1",
+            actor_id,
+            method,
+            route,
+        )
+    assert row is not None, f"no audit entry of {actor_id} {method} {route}"
+    return dict(row)
+
+
+def refused(answer: httpx.Response, reason: str) -> None:
+    assert (answer.status_code, answer.json()["code"]) == (403, reason), answer.text
+
+
+async def test_without_a_token_nothing_is_answered(cases: Running) -> None:
+    case = await registered_case(cases)
+    anonymous = cases.as_(None)
+    answers = [
+        await anonymous.get("/cases"),
+        await anonymous.get(f"/cases/{case['case_id']}"),
+        await anonymous.get(f"/cases/{case['case_id']}/overview"),
+        await anonymous.post(f"/cases/{case['case_id']}/consultations", json=consultation()),
+        await anonymous.get("/topics"),
+        await anonymous.get(f"/clients/{case['client_id']}/export"),
+    ]
+    assert [answer.status_code for answer in answers] == [401] * len(answers)
+
+
+async def test_a_hamborn_case_manager_opens_cases_at_hamborn_only(cases: Running) -> None:
+    case = await registered_case(cases)
+    staff = cases.as_("staff-hamborn-1")
+    body = {"client_id": case["client_id"], "service_line": "KIM", "office_id": "rsc-hochfeld"}
+    german = await staff.post("/cases", json=body)
+    english = await staff.post("/cases", json=body, headers={"Accept-Language": "en"})
+    refused(german, "forbidden_office")
+    assert "Dienststelle" in german.json()["message"] and "another office" in english.json()["message"]
+    # Denied and audited as denied, with the reason, in the service's own trail.
+    entry = await last_audit_entry(cases, "staff-hamborn-1", "POST", "/cases")
+    assert (entry["outcome"], entry["status"], entry["reason"], entry["action"]) == (
+        "denied",
+        403,
+        "forbidden_office",
+        "case.change",
+    )
+    # A case manager names only themselves (or nobody) as the new case's manager ...
+    for_other = await staff.post(
+        "/cases", json={**body, "office_id": "rsc-hamborn", "case_manager_id": "staff-hamborn-2"}
+    )
+    refused(for_other, "forbidden_not_assigned")
+    # ... and opens at their own office.
+    opened = await staff.post("/cases", json={**body, "office_id": "rsc-hamborn", "case_manager_id": "staff-hamborn-1"})
+    assert opened.status_code == 201, opened.text
+    assert (opened.json()["office_id"], opened.json()["case_manager_id"]) == ("rsc-hamborn", "staff-hamborn-1")
+
+
+async def test_a_case_manager_changes_only_cases_assigned_to_them_or_unassigned(cases: Running) -> None:
+    theirs, unassigned = await registered_case(cases), await registered_case(cases)
+    await assign_to(cases, theirs, "staff-hamborn-2")
+    other, owner = cases.as_("staff-hamborn-1"), cases.as_("staff-hamborn-2")
+    close = {"reason": "moved_away"}
+    denied = await other.post(
+        f"/cases/{theirs['case_id']}/close",
+        json=close,
+        headers={"If-Match": await version_of(cases, theirs["case_id"])},
+    )
+    refused(denied, "forbidden_not_assigned")
+    goal = await other.post(f"/cases/{theirs['case_id']}/plan/goals", json={"topic_code": "work"})
+    refused(goal, "forbidden_not_assigned")
+    entry = await last_audit_entry(cases, "staff-hamborn-1", "POST", "/cases/{case_id}/close")
+    assert (entry["outcome"], entry["reason"]) == ("denied", "forbidden_not_assigned")
+    assert theirs["case_id"] in entry["record_ids"]
+    # The case manager it is assigned to may; anyone at the office may change an unassigned case.
+    closed = await owner.post(
+        f"/cases/{theirs['case_id']}/close",
+        json=close,
+        headers={"If-Match": await version_of(cases, theirs["case_id"])},
+    )
+    assert closed.status_code == 200, closed.text
+    set_goal = await other.post(f"/cases/{unassigned['case_id']}/plan/goals", json={"topic_code": "work"})
+    assert set_goal.status_code == 201, set_goal.text
+    # Another office's case manager may not, even an unassigned case.
+    refused(
+        await cases.as_("staff-hochfeld-1").post(
+            f"/cases/{unassigned['case_id']}/plan/goals", json={"topic_code": "work"}
+        ),
+        "forbidden_office",
+    )
+    # Every change in the history names who made it (from the token).
+    history = (await cases.http.get(f"/cases/{theirs['case_id']}/overview")).json()["history"]
+    assert [(e["event"], e["acted_by"]) for e in history] == [
+        ("CaseOpened", None),
+        ("CaseAssigned", "lead-hamborn"),
+        ("CaseClosed", "staff-hamborn-2"),
+    ]
+    goals = (await cases.http.get(f"/cases/{unassigned['case_id']}/overview")).json()["history"]
+    assert goals[-1]["event"] == "PlanGoalSet" and goals[-1]["acted_by"] == "staff-hamborn-1"
+
+
+async def test_consultations_only_on_ones_own_cases_and_the_lead_on_the_offices(cases: Running) -> None:
+    case = await registered_case(cases)
+    url = f"/cases/{case['case_id']}/consultations"
+    # Unassigned: a case manager may change it, but notes are only for the case's own manager.
+    refused(await cases.as_("staff-hamborn-1").post(url, json=consultation()), "forbidden_not_own")
+    await assign_to(cases, case, "staff-hamborn-1")
+    refused(await cases.as_("staff-hamborn-2").post(url, json=consultation()), "forbidden_not_own")
+    refused(await cases.as_("staff-hochfeld-1").post(url, json=consultation()), "forbidden_office")
+    refused(await cases.as_("lead-hochfeld").post(url, json=consultation()), "forbidden_office")
+    mine = await cases.as_("staff-hamborn-1").post(url, json=consultation(note="mine"))
+    assert mine.status_code == 201, mine.text
+    lead = await cases.http.post(url, json=consultation(note="the lead's"))
+    assert lead.status_code == 201, lead.text
+    overview = (await cases.http.get(f"/cases/{case['case_id']}/overview")).json()
+    assert [(c["note"], c["case_manager_id"]) for c in overview["consultations"]] == [
+        ("mine", "staff-hamborn-1"),
+        ("the lead's", "lead-hamborn"),
+    ]
+
+
+async def test_only_the_office_lead_assigns_and_transfers(cases: Running) -> None:
+    case = await registered_case(cases)
+    case_id = case["case_id"]
+    etag = {"If-Match": await version_of(cases, case_id)}
+    assign = {"case_manager_id": "staff-hamborn-1"}
+    refused(
+        await cases.as_("staff-hamborn-1").post(f"/cases/{case_id}/assign", json=assign, headers=etag), "forbidden_role"
+    )
+    refused(
+        await cases.as_("lead-hochfeld").post(f"/cases/{case_id}/assign", json=assign, headers=etag), "forbidden_office"
+    )
+    # The target of an assignment is named in the body, but must look like a staff id.
+    bogus = await cases.http.post(f"/cases/{case_id}/assign", json={"case_manager_id": "x y; drop"}, headers=etag)
+    assert (bogus.status_code, field_errors(bogus)) == (422, {"case_manager_id": "invalid_staff_id"})
+    assigned = await cases.http.post(f"/cases/{case_id}/assign", json=assign, headers=etag)
+    assert assigned.status_code == 200, assigned.text
+    assert assigned.json()["case_manager_id"] == "staff-hamborn-1"
+    move = {"to_office_id": "rsc-hochfeld", "reason": "moved_within_city"}
+    current = {"If-Match": assigned.headers["ETag"]}
+    refused(
+        await cases.as_("staff-hamborn-1").post(f"/cases/{case_id}/transfer", json=move, headers=current),
+        "forbidden_role",
+    )
+    # The lead of the office the case is at transfers it, not the lead of the office it goes to.
+    refused(
+        await cases.as_("lead-hochfeld").post(f"/cases/{case_id}/transfer", json=move, headers=current),
+        "forbidden_office",
+    )
+    moved = await cases.http.post(f"/cases/{case_id}/transfer", json=move, headers=current)
+    assert moved.status_code == 200, moved.text
+    assert (moved.json()["office_id"], moved.json()["case_manager_id"]) == ("rsc-hochfeld", None)
+    # Now it is Hochfeld's case: Hamborn no longer reads it, Hochfeld does.
+    refused(await cases.http.get(f"/cases/{case_id}"), "forbidden_office")
+    refused(await cases.as_("staff-hamborn-1").get(f"/cases/{case_id}/overview"), "forbidden_office")
+    assert (await cases.as_("staff-hochfeld-1").get(f"/cases/{case_id}")).status_code == 200
+    history = (await cases.as_("lead-hochfeld").get(f"/cases/{case_id}/overview")).json()["history"]
+    assert [(e["event"], e["acted_by"]) for e in history][1:] == [
+        ("CaseAssigned", "lead-hamborn"),
+        ("CaseTransferred", "lead-hamborn"),
+    ]
+
+
+async def test_a_coordinator_sees_no_case_but_the_code_lists(cases: Running) -> None:
+    case = await registered_case(cases)
+    coordinator = cases.as_("coordinator")
+    refused(await coordinator.get("/cases"), "forbidden_role")
+    refused(await coordinator.get("/cases", params={"client_id": case["client_id"]}), "forbidden_role")
+    refused(await coordinator.get(f"/cases/{case['case_id']}/overview"), "forbidden_role")
+    entry = await last_audit_entry(cases, "coordinator", "GET", "/cases")
+    assert (entry["outcome"], entry["reason"], entry["action"]) == ("denied", "forbidden_role", "case.read")
+    assert (await coordinator.get("/topics")).status_code == 200
+    assert (await coordinator.get("/reasons")).status_code == 200
+    # Code lists are written by the admin only.
+    topic = {"code": f"c_{uuid.uuid4().hex[:8]}", "label_de": "x", "label_en": "y"}
+    refused(await coordinator.post("/topics", json=topic), "forbidden_role")
+    refused(await cases.http.post("/topics", json=topic), "forbidden_role")
+
+
+async def test_a_hamborn_case_managers_list_holds_no_hochfeld_case(cases: Running) -> None:
+    hochfeld = await registered_case(cases, office_id="rsc-hochfeld")
+    await registered_case(cases)
+    staff = cases.as_("staff-hamborn-1")
+    listed: list[dict] = []
+    cursor = None
+    while True:
+        params = {"limit": "50", **({"cursor": cursor} if cursor else {})}
+        page = (await staff.get("/cases", params=params)).json()
+        listed += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert listed and {case["office_id"] for case in listed} == {"rsc-hamborn"}
+    assert hochfeld["case_id"] not in {case["case_id"] for case in listed}
+    # Asking for Hochfeld or for the Hochfeld person by id lists nothing; Hochfeld's own staff see it.
+    assert (await staff.get("/cases", params={"office_id": "rsc-hochfeld"})).json()["items"] == []
+    assert (await staff.get("/cases", params={"client_id": hochfeld["client_id"]})).json() == []
+    refused(await staff.get(f"/cases/{hochfeld['case_id']}"), "forbidden_office")
+    seen = (await cases.as_("staff-hochfeld-1").get("/cases", params={"client_id": hochfeld["client_id"]})).json()
+    assert [case["case_id"] for case in seen] == [hochfeld["case_id"]]
+
+
+async def test_pages_are_full_because_the_office_is_filtered_in_the_query(cases: Running) -> None:
+    manager = new_manager()
+    made = [await registered_case(cases) for _ in range(5)]
+    for case in made:
+        await assign_to(cases, case, manager)
+    # Two move to Hochfeld with the same case manager id: Hamborn's staff must not see them.
+    for case in made[1:3]:
+        moved = await cases.http.post(
+            f"/cases/{case['case_id']}/transfer",
+            json={"to_office_id": "rsc-hochfeld", "to_case_manager_id": manager, "reason": "moved_within_city"},
+            headers={"If-Match": await version_of(cases, case["case_id"])},
+        )
+        assert moved.status_code == 200, moved.text
+    staff = cases.as_("staff-hamborn-1")
+    first = (await staff.get("/cases", params={"case_manager_id": manager, "limit": "2"})).json()
+    second = (
+        await staff.get("/cases", params={"case_manager_id": manager, "limit": "2", "cursor": first["next_cursor"]})
+    ).json()
+    kept = [made[4], made[3], made[0]]
+    assert [c["case_id"] for c in first["items"]] == [c["case_id"] for c in kept[:2]]
+    assert [c["case_id"] for c in second["items"]] == [kept[2]["case_id"]] and second["next_cursor"] is None
+
+
+async def test_reads_name_the_person_in_the_audit_trail(cases: Running) -> None:
+    case = await registered_case(cases)
+    client_id = uuid.UUID(case["client_id"])
+    assert (await cases.as_("staff-hamborn-2").get(f"/cases/{case['case_id']}")).status_code == 200
+    read = await last_audit_entry(cases, "staff-hamborn-2", "GET", "/cases/{case_id}")
+    assert (read["outcome"], read["client_ids"], read["action"]) == ("allowed", [client_id], "case.read")
+    # A denied read names the person it tried to see.
+    refused(await cases.as_("staff-hochfeld-2").get(f"/cases/{case['case_id']}/overview"), "forbidden_office")
+    denied = await last_audit_entry(cases, "staff-hochfeld-2", "GET", "/cases/{case_id}/overview")
+    assert (denied["outcome"], denied["reason"], denied["client_ids"]) == ("denied", "forbidden_office", [client_id])
+    # A list names every person it listed.
+    listed = (await cases.as_("staff-hamborn-2").get("/cases", params={"limit": "5"})).json()["items"]
+    entry = await last_audit_entry(cases, "staff-hamborn-2", "GET", "/cases")
+    assert set(entry["client_ids"]) == {uuid.UUID(c["client_id"]) for c in listed}
+    # The data protection officer finds all of it with one question about the person.
+    trail = await cases.as_("dpo").get("/audit/entries", params={"client_id": str(client_id)})
+    assert trail.status_code == 200
+    assert {(e["actor_id"], e["outcome"]) for e in trail.json()} >= {
+        ("staff-hamborn-2", "allowed"),
+        ("staff-hochfeld-2", "denied"),
+    }
+
+
+async def test_the_data_protection_officer_exports_everything_cases_keeps_about_a_person(cases: Running) -> None:
+    case = await registered_case(cases)
+    case_id, client_id = case["case_id"], case["client_id"]
+    await assign_to(cases, case, "staff-hamborn-1")
+    staff = cases.as_("staff-hamborn-1")
+    note = f"export note {uuid.uuid4()}"
+    assert (await staff.post(f"/cases/{case_id}/consultations", json=consultation(note=note))).status_code == 201
+    goal = await staff.post(f"/cases/{case_id}/plan/goals", json={"topic_code": "work", "description": "B1"})
+    assert goal.status_code == 201
+    moved = await cases.http.post(
+        f"/cases/{case_id}/transfer",
+        json={"to_case_manager_id": "staff-hamborn-2", "reason": "caseload"},
+        headers={"If-Match": await version_of(cases, case_id)},
+    )
+    assert moved.status_code == 200
+    # Only the data protection officer (the case's own staff neither).
+    for user in ("staff-hamborn-1", "lead-hamborn", "coordinator"):
+        refused(await cases.as_(user).get(f"/clients/{client_id}/export"), "forbidden_role")
+    answer = await cases.as_("dpo").get(f"/clients/{client_id}/export")
+    assert answer.status_code == 200, answer.text
+    export = answer.json()
+    assert (export["service"], export["client_id"], export["office_id"]) == ("cases", client_id, "rsc-hamborn")
+    [exported] = export["cases"]
+    assert exported["case"]["case_id"] == case_id
+    assert [(c["note"], c["case_manager_id"]) for c in exported["consultations"]] == [(note, "staff-hamborn-1")]
+    assert [(g["topic_code"], g["description"]) for g in exported["plan"]] == [("work", "B1")]
+    assert [(e["event"], e["acted_by"]) for e in exported["history"]] == [
+        ("CaseOpened", None),
+        ("CaseAssigned", "lead-hamborn"),
+        ("ConsultationRecorded", "staff-hamborn-1"),
+        ("PlanGoalSet", "staff-hamborn-1"),
+        ("CaseTransferred", "lead-hamborn"),
+    ]
+    [handover] = exported["handovers"]
+    assert handover["data"]["to_case_manager_id"] == "staff-hamborn-2" and handover["occurred_at"]
+    entry = await last_audit_entry(cases, "dpo", "GET", "/clients/{client_id}/export")
+    assert (entry["outcome"], entry["client_ids"], entry["action"]) == (
+        "allowed",
+        [uuid.UUID(client_id)],
+        "client.export",
+    )
+    # A person cases never heard of: an empty export, not an error.
+    nobody = (await cases.as_("dpo").get(f"/clients/{uuid.uuid4()}/export")).json()
+    assert nobody["cases"] == [] and nobody["known_since"] is None
