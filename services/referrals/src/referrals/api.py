@@ -44,7 +44,7 @@ InboxReader = Annotated[Actor, Depends(allow(Action.AGENCY_INBOX))]
 Answerer = Annotated[Actor, Depends(allow(Action.AGENCY_ANSWER))]
 
 
-def build_router(units: UnitsOfWork, clock: Clock, gate: ConsentGate) -> APIRouter:
+def build_router(units: UnitsOfWork, clock: Clock, gate: ConsentGate, gap_threshold: int = 0) -> APIRouter:
     router = APIRouter()
 
     # --- case managers ------------------------------------------------------------------------
@@ -172,7 +172,9 @@ def build_router(units: UnitsOfWork, clock: Clock, gate: ConsentGate) -> APIRout
         to_date: date | None = None,
     ) -> list[GapRow]:
         async with units.read() as connection:
-            return await queries.gaps(connection, topic_code, agency_kind, office_id, from_date, to_date)
+            return await queries.gaps(
+                connection, topic_code, agency_kind, office_id, from_date, to_date, threshold=gap_threshold
+            )
 
     # --- the web inbox of agencies without their own software -----------------------------------
     # Signed in through Keycloak: the agency's staff (agency_staff) or its own software with its

@@ -58,7 +58,7 @@ def create_app(
         reactions.on_client_erased,
     )
     runtime.consume(None, reactions.on_agency_answer, pattern=topics.AGENCY_ANSWERS_PATTERN)
-    runtime.include_router(build_router(runtime.units, clock, gate))
+    runtime.include_router(build_router(runtime.units, clock, gate, settings.gap_suppression_threshold))
 
     watcher = Actor.service(f"{settings.service_name}.deadlines")
 

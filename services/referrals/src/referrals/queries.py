@@ -159,8 +159,11 @@ async def gaps(
     office_id: str | None,
     from_date: date | None,
     to_date: date | None,
+    threshold: int = 0,
 ) -> list[GapRow]:
-    """The gap register, counted per topic, agency kind, office, month and cause."""
+    """The gap register, counted per topic, agency kind, office, month and cause. Counts from 1
+    to `threshold` are not answered: every answer has rows of this one granularity only (filters
+    select rows, they never sum them), so no published count gives a suppressed one back."""
     if from_date and to_date and to_date < from_date:
         raise Invalid("to_date", "period_reversed")
     rows = await connection.fetch(
@@ -176,7 +179,12 @@ async def gaps(
         from_date,
         to_date,
     )
-    return [GapRow(**dict(row)) for row in rows]
+    return [
+        GapRow(**{**dict(row), "count": None, "suppressed": True})
+        if 0 < row["count"] <= threshold
+        else GapRow(**dict(row))
+        for row in rows
+    ]
 
 
 # --- the person's own data (DSGVO Art. 15) ----------------------------------------------------

@@ -146,7 +146,8 @@ class GapRow(BaseModel):
     office_id: str
     period: str = Field(description="Month the need was recorded in (YYYY-MM).")
     cause: str
-    count: int
+    count: int | None = Field(description="How many; null when suppressed (from 1 to the threshold).")
+    suppressed: bool = Field(default=False, description="The count is small enough to point at a person.")
 
 
 class ChangedReferral(BaseModel):

@@ -29,3 +29,9 @@ class ReferralsSettings(ServiceSettings):
     deadline_check_interval_s: float = Field(
         default=30.0, gt=0, description="How often reminders and expiries of unanswered referrals are checked."
     )
+    gap_suppression_threshold: int = Field(
+        default=4,
+        ge=0,
+        description="Gap register counts from 1 to this number are answered as null (small-count suppression, as "
+        "stats does for its figures: a count of one is a person); 0 answers every count.",
+    )
