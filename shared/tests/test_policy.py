@@ -162,6 +162,11 @@ def test_what_an_agency_may_receive_is_read_only_when_referrals_relays_a_permitt
     assert decide(by_cases, Action.SHARED_DATA_READ, record) == "forbidden_not_relayed"
     coordinator = Actor(**{**PEOPLE["coordinator"].__dict__, "via": "referrals"})
     assert not can(coordinator, Action.SHARED_DATA_READ, record)
+    # An agency, through referrals' inbox: only for a referral addressed to it.
+    agency = Actor(**{**PEOPLE["agency_staff"].__dict__, "via": "referrals"})
+    assert can(agency, Action.SHARED_DATA_READ, RECORDS["my agency's"])
+    assert decide(agency, Action.SHARED_DATA_READ, RECORDS["another agency's"]) == "forbidden_agency"
+    assert decide(PEOPLE["agency_staff"], Action.SHARED_DATA_READ, RECORDS["my agency's"]) == "forbidden_not_relayed"
 
 
 def test_a_person_with_two_roles_gets_the_wider_reach() -> None:

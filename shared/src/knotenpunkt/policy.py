@@ -132,11 +132,14 @@ PERMISSIONS: dict[str, dict[Action, Reach]] = {
     "agency_staff": {
         Action.AGENCY_INBOX: Reach.AGENCY,
         Action.AGENCY_ANSWER: Reach.AGENCY,
+        # The consented data of a referral addressed to the agency, relayed by referrals' inbox.
+        Action.SHARED_DATA_READ: Reach.AGENCY,
         Action.REFERENCE_READ: Reach.ALL,
     },
     "agency_system": {
         Action.AGENCY_INBOX: Reach.AGENCY,
         Action.AGENCY_ANSWER: Reach.AGENCY,
+        Action.SHARED_DATA_READ: Reach.AGENCY,
     },
     # A service acting on its own (not on behalf of a person): nothing over HTTP. Services
     # relaying a person's request act with that person's permissions (`Actor.via`).

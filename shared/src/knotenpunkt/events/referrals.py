@@ -114,7 +114,10 @@ class ReferralWithdrawn(Event):
     referral_id: UUID = Field(description="Id of the referral.")
     agency_id: str = Field(description="Agency the referral had been sent to.")
     withdrawn_at: datetime = Field(description="When (UTC).")
-    reason: str = Field(description="Why: 'by_case_manager' or 'consent_withdrawn'.")
+    reason: str = Field(
+        description="Why: 'by_case_manager', 'consent_withdrawn', 'consent_expired' (the consent's validity ended) "
+        "or 'client_erased' (the person's data was erased)."
+    )
 
 
 @register
