@@ -143,6 +143,9 @@ async def test_the_audit_trail_answers_for_every_service_in_one_request(stack: N
     }
     times = [entry["at"] for entry in trail["entries"]]
     assert times == sorted(times, reverse=True)
+    async with stack.intake.connection() as connection:
+        asked = await connection.fetchrow("SELECT actor_id, client_ids FROM audit_log WHERE route = '/audit/trail'")
+    assert (asked["actor_id"], [str(c) for c in asked["client_ids"]]) == ("dpo", [client_id])
 
     of_staff = (await dpo.get("/audit/trail", params={"actor_id": "staff-hochfeld-1"})).json()
     assert {entry["service"] for entry in of_staff["entries"]} == {"intake", "cases", "referrals"}

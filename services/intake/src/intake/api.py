@@ -266,6 +266,8 @@ def build_router(units: UnitsOfWork, peers: Mapping[str, ServiceClient] | None =
     ) -> disclosure.AuditTrail:
         if client_id is None and actor_id is None:
             raise Invalid("client_id", "audit_question_needed")
+        # Asking who saw a person is itself a read about that person.
+        audit.concerns(request, client_ids=[client_id])
         return await disclosure.audit_trail(
             units.read,
             peers,
