@@ -47,7 +47,7 @@ async def test_erasure_forgets_the_person_everywhere_but_keeps_the_figures(stack
         consent = await http.post(
             f"{intake}/clients/{client_id}/consents",
             json={"purpose": "sharing", "agency_kind": "sozialamt", "data_categories": ["name", "topic"],
-                  "text_version": "2026-01", "given_on": date.today().isoformat(), "recorded_by": "staff-hochfeld-1"},
+                  "text_version": "2026-01", "given_on": date.today().isoformat()},
         )  # fmt: skip
         assert consent.status_code == 201
 

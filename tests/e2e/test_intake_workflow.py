@@ -129,7 +129,7 @@ async def test_consent_is_recorded_checked_shared_minimally_and_withdrawn(stack:
             f"/clients/{client_id}/consents",
             json={"purpose": "sharing", "agency_kind": "jobcenter", "data_categories": ["name", "topic"],
                   "text_version": "2026-01", "given_on": today.isoformat(),
-                  "valid_until": (today + timedelta(days=365)).isoformat(), "recorded_by": "staff-hochfeld-1"},
+                  "valid_until": (today + timedelta(days=365)).isoformat()},
         )  # fmt: skip
         assert given.status_code == 201, given.text
         consent_id = given.json()["consent_id"]
@@ -156,8 +156,7 @@ async def test_consent_is_recorded_checked_shared_minimally_and_withdrawn(stack:
 
         invalid = await http.post(
             f"/clients/{client_id}/consents",
-            json={"purpose": "sharing", "data_categories": [], "text_version": "", "given_on": "2999-01-01",
-                  "recorded_by": "x"},
+            json={"purpose": "sharing", "data_categories": [], "text_version": "", "given_on": "2999-01-01"},
             headers={"Accept-Language": "en"},
         )  # fmt: skip
         assert invalid.status_code == 422

@@ -83,7 +83,7 @@ async def test_one_persons_story_end_to_end(stack: Stack, identity) -> None:
         consent = await http.post(
             f"{stack.url('intake')}/clients/{client['client_id']}/consents",
             json={"purpose": "sharing", "agency_kind": "jobcenter", "data_categories": ["name", "topic"],
-                  "text_version": "2026-01", "given_on": date.today().isoformat(), "recorded_by": "staff-hamborn-1"},
+                  "text_version": "2026-01", "given_on": date.today().isoformat()},
         )  # fmt: skip
         assert consent.status_code == 201, consent.text
 
