@@ -98,7 +98,9 @@ async def test_a_forged_token_signed_with_another_key_is_refused(guarded, identi
     # Same key id, same claims, made a lead of another office: only the signature is wrong.
     claims = {**_claims(genuine), "offices": ["rsc-hochfeld"]}
     forged = jwt.encode(claims, forger, algorithm="RS256", headers={"kid": header["kid"]})
-    answer = await http.get(f"/persons/{CLIENT}", headers={"Authorization": f"Bearer {forged}", "Accept-Language": "en"})
+    answer = await http.get(
+        f"/persons/{CLIENT}", headers={"Authorization": f"Bearer {forged}", "Accept-Language": "en"}
+    )
     assert answer.status_code == 401
     assert answer.json()["code"] == "token_invalid" and "signature" in answer.json()["message"]
     unsigned = jwt.encode(claims, None, algorithm="none")

@@ -251,12 +251,26 @@ def route_action(route: APIRoute) -> Action | None:
     return None
 
 
+def api_routes(app: FastAPI) -> list[APIRoute]:
+    """Every API route of the app, those of included routers too (FastAPI keeps them as route
+    contexts holding the route)."""
+    from knotenpunkt.openapi import iter_routes
+
+    found = []
+    for entry in iter_routes(app):
+        route = entry if isinstance(entry, APIRoute) else getattr(entry, "route", None)
+        if isinstance(route, APIRoute):
+            found.append(route)
+    return found
+
+
 def check_routes(app: FastAPI, is_open: Callable[[str], bool]) -> None:
     """Refuse to start with a route that is neither open nor guarded by `allow(action)`."""
+    routes = api_routes(app)
     unguarded = [
-        f"{sorted(route.methods)} {route.path}"
-        for route in app.routes
-        if isinstance(route, APIRoute) and not is_open(route.path) and route_action(route) is None
+        f"{sorted(route.methods)} {getattr(route, 'path_format', route.path)}"
+        for route in routes
+        if not is_open(getattr(route, "path_format", route.path)) and route_action(route) is None
     ]
     if unguarded:
         raise RuntimeError(f"routes without a permission (knotenpunkt.identity.allow): {', '.join(unguarded)}")

@@ -216,7 +216,7 @@ def decide(actor: Actor, action: Action, record: Record) -> str | None:
     """None when allowed, else the reason's message code."""
     reaches = grants(actor, action)
     if not reaches:
-        return "forbidden_not_relayed" if action in RELAYED_ONLY and actor.roles else "forbidden_role"
+        return _refusal(actor, action)
     reasons = [_reason(actor, reach, record) for reach in reaches]
     if None in reasons:
         return None
@@ -236,9 +236,16 @@ def require(actor: Actor, action: Action, record: Record | None = None) -> None:
     elif grants(actor, action):
         reason = None
     else:
-        reason = "forbidden_not_relayed" if action in RELAYED_ONLY and actor.roles else "forbidden_role"
+        reason = _refusal(actor, action)
     if reason is not None:
         raise Forbidden(reason, action=action.value)
+
+
+def _refusal(actor: Actor, action: Action) -> str:
+    """Why nothing is granted: the role would be allowed, but only through the responsible
+    service (`forbidden_not_relayed`), or the role is not allowed at all."""
+    role_grants = any(action in PERMISSIONS.get(role, {}) for role in actor.roles)
+    return "forbidden_not_relayed" if action in RELAYED_ONLY and role_grants else "forbidden_role"
 
 
 def _reason(actor: Actor, reach: Reach, record: Record) -> str | None:
