@@ -1,5 +1,9 @@
 """The stats projection on the real broker and database, asked through its HTTP API: events in
-any order, duplicates, corrections, merges, and a generated stream against independent counts."""
+any order, duplicates, corrections, merges, and a generated stream against independent counts.
+
+The API is the service's own (authentication, audit, permissions), asked as the coordinator with
+a token from the session's Keycloak. These tests check what is counted, so they turn small-count
+suppression off (threshold 0, a setting); test_stats_access.py checks what is published."""
 
 from __future__ import annotations
 
@@ -29,10 +33,11 @@ from knotenpunkt.events import (
     ReferralSent,
 )
 from knotenpunkt.events.common import AgeBand, Gender, ServiceLine
-from knotenpunkt.http import install_error_handlers
 from knotenpunkt.kafka import DeadLetterPublisher, Producer
 from knotenpunkt.projection import ProjectionConsumer
+from knotenpunkt.testing.apps import check_guarded, secured_api
 from knotenpunkt.testing.fixtures import count_rows, eventually, unique
+from knotenpunkt.testing.identity import Identity
 from knotenpunkt.testing.kafka import create_topic
 from stats import readmodel, staff
 from stats.api import build_router
@@ -46,13 +51,33 @@ pytestmark = pytest.mark.integration
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 
 
+class SignedIn(httpx.Auth):
+    """A demo user's token on every request, fetched again when it runs out (long tests)."""
+
+    def __init__(self, identity: Identity, username: str) -> None:
+        self.identity = identity
+        self.username = username
+
+    def auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def]
+        request.headers["Authorization"] = f"Bearer {self.identity.token(self.username)}"
+        yield request
+
+
 @dataclass
 class Stats:
     database: Database
     settings: StatsSettings
     names: dict[str, str]
     http: httpx.AsyncClient
+    identity: Identity
     published: int = 0
+
+    def client(self, username: str | None = "coordinator", threshold: int = 4) -> httpx.AsyncClient:
+        """Another client of the same read models: signed in as someone else (None: no token),
+        or with another suppression threshold."""
+        auth = SignedIn(self.identity, username) if username else None
+        transport = httpx.ASGITransport(app=api(self.database, threshold))
+        return httpx.AsyncClient(transport=transport, base_url="http://stats", auth=auth)
 
     async def publish(self, envelopes: list[Envelope]) -> None:
         await publish_stream(self.settings.kafka_bootstrap, envelopes, self.names)
@@ -72,12 +97,21 @@ class Stats:
     async def figures(self) -> dict:
         return (await self.http.get("/figures")).json()
 
+    async def query(self, **params: str) -> list[dict]:
+        """The rows of /figures/query, without their `suppressed` lists (empty without suppression)."""
+        answer = await self.http.get("/figures/query", params=params)
+        assert answer.status_code == 200, answer.text
+        rows = answer.json()["rows"]
+        if answer.json()["suppression"]["threshold"] == 0:
+            assert all(row["suppressed"] == [] for row in rows)
+        return [{key: value for key, value in row.items() if key != "suppressed"} for row in rows]
+
 
 def api(database: Database, threshold: int = 4) -> FastAPI:
-    app = FastAPI()
-    install_error_handlers(app)
+    """Stats' routes behind the service's own authentication, audit and permission checks."""
+    app = secured_api("stats", database)
     app.include_router(build_router(database, load_definitions(), threshold))
-    return app
+    return check_guarded(app)
 
 
 @contextlib.asynccontextmanager
@@ -103,7 +137,8 @@ async def live_consumer(
 
 
 @contextlib.asynccontextmanager
-async def stats_service(infra, make_database) -> AsyncIterator[Stats]:
+async def stats_service(infra, make_database, threshold: int = 4) -> AsyncIterator[Stats]:
+    """A live stats projection on fresh topics and database, and its API asked as the coordinator."""
     database = await make_database("stats", MIGRATIONS)
     await readmodel.ensure_live(database)
     await staff.load_staff(database, staff.read_seed())
@@ -114,16 +149,22 @@ async def stats_service(infra, make_database) -> AsyncIterator[Stats]:
     settings = StatsSettings(
         database_url=database.dsn, kafka_bootstrap=infra.kafka_bootstrap, projection_batch_size=500
     )
+    identity = Identity(infra.keycloak_url)
     async with (
         live_consumer(settings, database, names),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=api(database)), base_url="http://stats") as http,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=api(database, threshold)),
+            base_url="http://stats",
+            auth=SignedIn(identity, "coordinator"),
+        ) as http,
     ):
-        yield Stats(database, settings, names, http)
+        yield Stats(database, settings, names, http, identity)
 
 
 @pytest.fixture
 async def stats(infra, make_database) -> AsyncIterator[Stats]:
-    async with stats_service(infra, make_database) as running:
+    # What is counted, exactly: suppression off (see the module's docstring).
+    async with stats_service(infra, make_database, threshold=0) as running:
         yield running
 
 
@@ -197,14 +238,10 @@ async def test_a_story_arriving_out_of_order_and_twice_is_counted_once(stats: St
     assert (figures["referrals"]["sent"], figures["referrals"]["accepted"]) == (1, 1)
 
     # The person's attributes reach the consultation that came before them.
-    by_age = (await stats.http.get("/figures/query", params={"measures": "persons_reached", "by": "age_band"})).json()
-    assert by_age["rows"] == [{"age_band": "18-26", "persons_reached": 3}]
-    answer = (
-        await stats.http.get(
-            "/figures/query", params={"measures": "answer_hours_median,referrals_sent", "by": "agency"}
-        )
-    ).json()
-    assert answer["rows"] == [{"agency": "jobcenter-duisburg", "answer_hours_median": 48.0, "referrals_sent": 1}]
+    by_age = await stats.query(measures="persons_reached", by="age_band")
+    assert by_age == [{"age_band": "18-26", "persons_reached": 3}]
+    answer = await stats.query(measures="answer_hours_median,referrals_sent", by="agency")
+    assert answer == [{"agency": "jobcenter-duisburg", "answer_hours_median": 48.0, "referrals_sent": 1}]
 
 
 async def test_corrections_transfers_merges_and_closings(stats: Stats) -> None:
@@ -286,10 +323,7 @@ async def test_corrections_transfers_merges_and_closings(stats: Stats) -> None:
     )
     await stats.settled()
 
-    async def query(**params) -> list[dict]:
-        answer = await stats.http.get("/figures/query", params=params)
-        assert answer.status_code == 200, answer.text
-        return answer.json()["rows"]
+    query = stats.query
 
     assert await query(measures="unique_persons,persons_counselled") == [
         {"unique_persons": 2, "persons_counselled": 3}  # the merged person counselled in two offices
@@ -329,9 +363,7 @@ async def test_a_generated_stream_matches_counts_made_while_generating(stats: St
     assert figures["referrals"]["declined"] == expected.referrals_declined
     assert figures["unmet_needs"] == expected.unmet_needs
     assert figures["handovers_due"] == expected.handovers
-    by_year = (await stats.http.get("/figures/query", params={"measures": "consultations", "period": "year"})).json()[
-        "rows"
-    ]
+    by_year = await stats.query(measures="consultations", period="year")
     assert {int(row["period"]): row["consultations"] for row in by_year} == expected.consultations_by_year
 
 

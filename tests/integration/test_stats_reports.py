@@ -10,13 +10,12 @@ import uuid
 import zipfile
 from datetime import UTC, date, datetime
 
-import httpx
 import pytest
 
 from knotenpunkt.envelope import Envelope
 from knotenpunkt.events import CaseOpened, ClientRegistered, ConsultationRecorded
 from knotenpunkt.events.common import AgeBand, ServiceLine
-from tests.integration.test_stats_projection import api, stats_service
+from tests.integration.test_stats_projection import stats_service
 
 pytestmark = pytest.mark.integration
 
@@ -114,9 +113,7 @@ async def test_reports_suppress_small_counts_and_what_would_reveal_them(infra, m
         assert negotiated.headers["content-type"].startswith("text/csv")
 
         # The threshold is configuration: 0 publishes everything.
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=api(stats.database, threshold=0)), base_url="http://stats"
-        ) as unsuppressed:
+        async with stats.client(threshold=0) as unsuppressed:
             open_table = by_office((await unsuppressed.get("/reports/mbe-annual", params={"year": 2025})).json())
         assert {row["office"]: row["persons_counselled"] for row in open_table["rows"]} == {
             "rsc-hamborn": 10,

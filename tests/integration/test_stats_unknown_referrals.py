@@ -29,7 +29,8 @@ AGENCY = "jobcenter-duisburg"
 
 @pytest.fixture
 async def stats(infra, make_database) -> AsyncIterator[Stats]:
-    async with stats_service(infra, make_database) as running:
+    # What is counted, exactly: suppression off (tests/integration/test_stats_access.py checks it).
+    async with stats_service(infra, make_database, threshold=0) as running:
         yield running
 
 
@@ -73,7 +74,7 @@ async def test_forged_answers_for_referrals_never_sent_change_no_figure(stats: S
     before = await referral_figures(stats)
     assert before == {"sent": 1, "accepted": 1, "declined": 0, "completed": 0, "expired": 0, "withdrawn": 0}
     by_agency = {"measures": "referrals_sent,referrals_accepted,referrals_declined", "by": "agency"}
-    query_before = (await stats.http.get("/figures/query", params=by_agency)).json()["rows"]
+    query_before = await stats.query(**by_agency)
 
     # Answers and other steps quoting ids stats never saw sent, for a known person and a stranger.
     forged = [envelope(step) for owner in (client, uuid.uuid4()) for step in every_step(owner, uuid.uuid4())]
@@ -81,7 +82,7 @@ async def test_forged_answers_for_referrals_never_sent_change_no_figure(stats: S
     await stats.settled()
 
     assert await referral_figures(stats) == before
-    assert (await stats.http.get("/figures/query", params=by_agency)).json()["rows"] == query_before
+    assert await stats.query(**by_agency) == query_before
     # They are held back, not lost: were their ReferralSent ever to arrive, they would count.
     assert await count_rows(stats.database, "SELECT count(*) FROM readmodel.referral_steps_waiting") == len(forged)
 
@@ -136,8 +137,6 @@ async def test_steps_read_before_their_referral_count_once_it_arrives(stats: Sta
     async with stats.database.connection() as connection:
         details = dict(await connection.fetch("SELECT decline_reason, outcome FROM readmodel.referrals"))
     assert details == {None: "partly_successful", "not_responsible": None}
-    answer = (
-        await stats.http.get("/figures/query", params={"measures": "answer_hours_median", "by": "agency"})
-    ).json()["rows"]
+    answer = await stats.query(measures="answer_hours_median", by="agency")
     assert answer == [{"agency": AGENCY, "answer_hours_median": 30.0}]
     assert await count_rows(stats.database, "SELECT count(*) FROM readmodel.referral_steps_waiting") == 0
