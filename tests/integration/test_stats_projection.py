@@ -31,6 +31,7 @@ from knotenpunkt.events import (
     ConsultationRecorded,
     ReferralAccepted,
     ReferralSent,
+    ServiceLineHandoverDue,
 )
 from knotenpunkt.events.common import AgeBand, Gender, ServiceLine
 from knotenpunkt.kafka import DeadLetterPublisher, Producer
@@ -344,6 +345,70 @@ async def test_corrections_transfers_merges_and_closings(stats: Stats) -> None:
     assert await query(measures="caseload_per_fte", by="office", office="rsc-rheinhausen") == [
         {"office": "rsc-rheinhausen", "caseload_per_fte": 0.5}
     ]
+
+
+async def test_registrations_to_the_day_and_handovers_to_the_month_count_right(stats: Stats) -> None:
+    """ClientRegistered carries only the day (midnight UTC), ServiceLineHandoverDue only the month:
+    a correction later that day still wins, and handovers fall into their month and quarter."""
+    person, case = uuid.uuid4(), uuid.uuid4()
+    late_evening = datetime(2025, 3, 31, 23, 30, tzinfo=UTC)  # already 1 April in Duisburg
+    registered = envelope(registration(person, registered_at=late_evening, district="marxloh"))
+    corrected = envelope(
+        ClientUpdated(
+            client_id=person, updated_at=late_evening + timedelta(minutes=10), changed=("district",), district="homberg"
+        )
+    )
+    handover = envelope(
+        ServiceLineHandoverDue(
+            client_id=person,
+            from_service_line=ServiceLine.JMD,
+            to_service_line=ServiceLine.MBE,
+            due_on=date(2025, 3, 20),
+        )
+    )
+    opened = envelope(
+        CaseOpened(client_id=person, case_id=case, service_line=ServiceLine.JMD, office_id="rsc-hamborn", opened_at=T0)
+    )
+    consultation = envelope(
+        ConsultationRecorded(
+            client_id=person,
+            consultation_id=uuid.uuid4(),
+            case_id=case,
+            service_line=ServiceLine.JMD,
+            office_id="rsc-hamborn",
+            held_on=date(2025, 4, 2),
+            duration_minutes=30,
+            topics=("work",),
+            family_members_counselled=0,
+        )
+    )
+    # The registration, the correction, and the registration again (a relay re-sending it).
+    await stats.publish([registered, corrected, handover, opened, consultation])
+    await stats.publish([registered, handover])
+    await stats.settled()
+
+    async with stats.database.connection() as connection:
+        kept = await connection.fetchrow(
+            "SELECT p.registered_at, p.district, h.due_on FROM readmodel.persons p "
+            "JOIN readmodel.handovers h USING (client_id) WHERE client_id = $1",
+            person,
+        )
+    # Nothing more precise than the day and the month is kept.
+    assert kept["registered_at"] == datetime(2025, 3, 31, tzinfo=UTC)
+    assert kept["due_on"] == date(2025, 3, 1)
+    # The correction, ten minutes after the registration, is newer than its day.
+    assert kept["district"] == "homberg"
+    assert await stats.query(measures="consultations", by="district") == [{"district": "homberg", "consultations": 1}]
+    assert (await stats.figures())["persons_registered"] == 1
+
+    assert await stats.query(measures="handovers_due", period="month") == [{"period": "2025-03", "handovers_due": 1}]
+    assert await stats.query(measures="handovers_due", period="quarter", by="service_line") == [
+        {"period": "2025-Q1", "service_line": "JMD", "handovers_due": 1}
+    ]
+    # A month's handovers are in a range that holds the month's first day.
+    march = {"from": "2025-03-01", "to": "2025-03-31"}
+    assert await stats.query(measures="handovers_due", **march) == [{"handovers_due": 1}]
+    assert await stats.query(measures="handovers_due", **{"from": "2025-04-01"}) == [{"handovers_due": 0}]
 
 
 async def test_a_generated_stream_matches_counts_made_while_generating(stats: Stats) -> None:

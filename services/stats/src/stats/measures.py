@@ -330,7 +330,12 @@ MEASURES: dict[str, Measure] = {
             base="referrals_sent",
         ),
         Measure("unmet_needs", "Needs nobody could meet (gap register)", "unmet_needs", "count(*)"),
-        Measure("handovers_due", "JMD to MBE handovers due", "handovers", "count(*)"),
+        Measure(
+            "handovers_due",
+            "JMD to MBE handovers due, by the month they are due in (the day is not kept: it is the 27th birthday)",
+            "handovers",
+            "count(*)",
+        ),
         Measure("goals_set", "Integration plan goals set", "plan_goals", "count(*)"),
         Measure("goals_reached", "... of them reached", "plan_goals", "count(*) FILTER (WHERE f.status = 'reached')"),
     ]

@@ -6,7 +6,7 @@
 
 CREATE UNLOGGED TABLE persons (
     client_id            uuid PRIMARY KEY,
-    -- The start of the local day of the registration, never the exact time (data minimisation).
+    -- Midnight UTC of the registration's day, never the exact time (data minimisation).
     registered_at        timestamptz,
     service_line         text,
     service_lines        text[],

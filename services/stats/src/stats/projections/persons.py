@@ -1,31 +1,27 @@
 """Persons: the non-identifying attributes of registered people (the breakdown dimensions).
 
 Stats keeps no more precision than a figure needs (data minimisation): the registration as its
-local day, a handover as its month. Intake's events carry no more than that either (issue 9),
-but stats coarsens on its own too, so events written before that change (re-read by a rebuild)
-leave no exact registration time or 27th birthday in the read model.
+day, a handover as its month. Intake's events carry no more than that either (issue 9; their
+validators coarsen older events too when they are read); stats coarsens on its own as well, so
+its read model does not rest on that.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
-from zoneinfo import ZoneInfo
+from datetime import UTC, date, datetime
 
 import asyncpg
 
 from knotenpunkt.events import ClientRegistered, ClientsMerged, ClientUpdated, ServiceLineHandoverDue
-from stats.measures import TIMEZONE
 from stats.projections._batch import SEPARATOR, SPLIT, columns, joined, rounds, transposed
-
-_LOCAL = ZoneInfo(TIMEZONE)
 
 
 def registration_day(at: datetime) -> datetime:
-    """The start of the network's local day of a registration. Idempotent whether the event
-    carries the exact time or a day (UTC or local midnight): it is never later than the
-    registration, so a correction of the same day still counts as newer (attributes_as_of)."""
-    moment = at if at.tzinfo else at.replace(tzinfo=UTC)  # events speak UTC
-    return datetime.combine(moment.astimezone(_LOCAL).date(), time(), _LOCAL)
+    """Midnight UTC of the registration's day, as ClientRegistered carries it since issue 9 (an
+    older event re-read by a rebuild gets the same). Never later than the registration, so a
+    correction of the same day still counts as newer (attributes_as_of)."""
+    moment = at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)  # events speak UTC
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def handover_month(due_on: date) -> date:
