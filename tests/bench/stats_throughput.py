@@ -11,7 +11,8 @@
    offsets it stores; its memory (RSS) is sampled meanwhile.
 4. (c) `python -m stats.rebuild` rebuilds every read model from offset 0 into fresh tables and
    swaps them in, while the service keeps running.
-Then the figures are checked against counts made while generating. Targets on a 2-core
+Then the figures are checked against counts made while generating, asked as the coordinator
+signed in through the infrastructure's Keycloak (the service trusts its realm). Targets on a 2-core
 machine: ratio (b)/(a) >= 0.5, rebuild of 1,000,000 events within 60 s.
 """
 
@@ -35,6 +36,7 @@ from knotenpunkt.kafka import ensure_topics
 from knotenpunkt.localinfra import free_ports
 from knotenpunkt.localinfra.postgres import ensure_database
 from knotenpunkt.projection import tune_gc_for_batches
+from knotenpunkt.testing.identity import Identity
 from knotenpunkt.testing.infrastructure import Infrastructure, infrastructure
 from knotenpunkt.topics import event_topic
 from tests.bench.raw import raw_decode as raw_decode_topics
@@ -102,6 +104,8 @@ def service_env(infra: Infrastructure, dsn: str, port: int, batch: int) -> dict[
         **os.environ,
         "KP_DATABASE_URL": dsn,
         "KP_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
+        # Tokens of the infrastructure's Keycloak are the ones the service accepts.
+        "KP_OIDC_ISSUER": infra.oidc_issuer,
         "KP_HTTP_PORT": str(port),
         "KP_LOG_JSON": "true",
         "KP_LOG_LEVEL": "WARNING",
@@ -156,9 +160,13 @@ def rebuild(env: dict[str, str]) -> Sampled:
     return Sampled(time.perf_counter() - started, 0, peak)
 
 
-async def check(port: int, expected: Expected) -> list[str]:
+async def check(port: int, expected: Expected, keycloak_url: str) -> list[str]:
+    # The figures need a coordinator's token (FIGURES_READ); small counts come back as null.
+    headers = await asyncio.to_thread(Identity(keycloak_url).headers, "coordinator")
     async with httpx.AsyncClient(timeout=60) as http:
-        figures = (await http.get(f"http://127.0.0.1:{port}/figures")).json()
+        answer = await http.get(f"http://127.0.0.1:{port}/figures", headers=headers)
+        answer.raise_for_status()
+        figures = answer.json()
     wanted = {
         "persons_registered": expected.persons,
         "consultations": expected.consultations,
@@ -190,7 +198,7 @@ async def run(infra: Infrastructure, events: int, batch: int, state: Path) -> No
         print(f"    {sampled.events:,} events in {sampled.seconds:.1f} s: {sampled.rate:,.0f} events/s")
         print("(c) full rebuild into fresh tables, swapped in while the service runs ...")
         rebuilt = await asyncio.to_thread(rebuild, env)
-        problems = await check(port, expected)
+        problems = await check(port, expected, infra.keycloak_url)
         service_peak = max(sampled.peak_rss_mb, rss_mb(process.pid)[1])
     finally:
         process.terminate()
