@@ -371,7 +371,15 @@ async def test_shared_data_is_answered_only_to_referrals(intake, identity: Ident
     other = await http.get(url, params=params, headers=relayed(identity, "referrals", "staff-hamborn-1"))
     assert (other.status_code, other.json()["code"]) == (403, "forbidden_office")
     intake_staff = await http.get(url, params=params, headers=relayed(identity, "referrals", "intake-hochfeld"))
-    assert (intake_staff.status_code, intake_staff.json()["code"]) == (403, "forbidden_not_relayed")
+    assert (intake_staff.status_code, intake_staff.json()["code"]) == (403, "forbidden_role")
+    # The agency itself, through referrals' inbox: what was consented for it, for no other agency.
+    agency = relayed(identity, "referrals", "agency-jobcenter-duisburg")
+    own = await http.get(url, params=params, headers=agency)
+    assert own.status_code == 200 and own.json()["family_name"].startswith("Haddad")
+    foreign = await http.get(url, params={"agency_id": "jugendamt-duisburg"}, headers=agency)
+    assert (foreign.status_code, foreign.json()["code"]) == (403, "forbidden_agency")
+    by_kind = await http.get(url, params={"agency_kind": "jobcenter"}, headers=agency)
+    assert (by_kind.status_code, by_kind.json()["code"]) == (403, "forbidden_agency")
 
 
 async def test_an_erased_person_answers_410_everywhere_and_erasing_again_is_fine(intake) -> None:

@@ -105,8 +105,8 @@ def test_every_route_asks_for_its_permission() -> None:
         (via(CASE_MANAGER_HAMBORN, "referrals"), Action.SHARED_DATA_READ, HOCHFELD, "forbidden_office"),
         (CASE_MANAGER_HAMBORN, Action.SHARED_DATA_READ, HAMBORN, "forbidden_not_relayed"),
         (via(CASE_MANAGER_HAMBORN, "cases"), Action.SHARED_DATA_READ, HAMBORN, "forbidden_not_relayed"),
-        # (the shared reason for a role without the grant on a relayed-only action)
-        (via(INTAKE_HAMBORN, "referrals"), Action.SHARED_DATA_READ, HAMBORN, "forbidden_not_relayed"),
+        # a role without the grant is refused for its role, relayed or not
+        (via(INTAKE_HAMBORN, "referrals"), Action.SHARED_DATA_READ, HAMBORN, "forbidden_role"),
         # the audit trail
         (DPO, Action.AUDIT_READ, HAMBORN, None),
         (LEAD_HAMBORN, Action.AUDIT_READ, HAMBORN, "forbidden_role"),
@@ -116,6 +116,23 @@ def test_who_may_do_what_to_a_person_of_an_office(
     actor: Actor, action: Action, office: str, reason: str | None
 ) -> None:
     assert decide(actor, action, person_record({"office_id": office})) == reason
+
+
+def test_the_offices_running_a_case_of_the_person_may_work_with_the_record_too() -> None:
+    moved = {"office_id": HOCHFELD, "case_offices": [HAMBORN]}
+    assert decide(CASE_MANAGER_HAMBORN, Action.CONSENT_RECORD, person_record(moved)) is None
+    assert decide(via(CASE_MANAGER_HAMBORN, "cases"), Action.CLIENT_READ, person_record(moved)) is None
+    assert decide(LEAD_HAMBORN, Action.CLIENT_MERGE, person_record({"office_id": HOCHFELD})) == "forbidden_office"
+
+
+def test_an_agency_receives_through_referrals_only_what_was_consented_for_itself() -> None:
+    agency = via(AGENCY, "referrals")
+    assert decide(agency, Action.SHARED_DATA_READ, person_record({"office_id": HAMBORN}, AGENCY.agency_id)) is None
+    other = person_record({"office_id": HAMBORN}, "some-other-agency")
+    assert decide(agency, Action.SHARED_DATA_READ, other) == "forbidden_agency"
+    assert decide(AGENCY, Action.SHARED_DATA_READ, person_record({"office_id": HAMBORN}, AGENCY.agency_id)) == (
+        "forbidden_not_relayed"
+    )
 
 
 def test_the_duplicate_search_is_limited_to_ones_offices_in_sql() -> None:

@@ -184,11 +184,13 @@ register_messages(
 
 @dataclass(frozen=True)
 class Record:
-    """What the policy needs to know of one record: where it belongs."""
+    """What the policy needs to know of one record: where it belongs. A person's record belongs
+    to the office of registration and to every office running a case of theirs (`also_offices`)."""
 
     office_id: str | None = None
     assigned_to: str | None = None
     agency_id: str | None = None
+    also_offices: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -198,6 +200,8 @@ class Columns:
     office: str | None = None
     assigned: str | None = None
     agency: str | None = None
+    # An expression of type text[]: more offices the record belongs to.
+    also_offices: str | None = None
 
 
 def grants(actor: Actor, action: Action) -> list[Reach]:
@@ -253,7 +257,7 @@ def _reason(actor: Actor, reach: Reach, record: Record) -> str | None:
         return None
     if reach is Reach.AGENCY:
         return None if actor.agency_id and record.agency_id == actor.agency_id else "forbidden_agency"
-    if record.office_id not in actor.offices:
+    if record.office_id not in actor.offices and not (actor.offices & record.also_offices):
         return "forbidden_office"
     if reach is Reach.OFFICE:
         return None
@@ -285,7 +289,10 @@ def scope(actor: Actor, action: Action, columns: Columns, first_param: int = 1) 
             continue
         if columns.office is None:
             raise ValueError(f"scope of {action} needs the office column")
-        office = f"{columns.office} = ANY({param(sorted(actor.offices))}::text[])"
+        offices = param(sorted(actor.offices))
+        office = f"{columns.office} = ANY({offices}::text[])"
+        if columns.also_offices is not None:
+            office = f"({office} OR {columns.also_offices} && {offices}::text[])"
         if reach is Reach.OFFICE:
             conditions.append(office)
             continue

@@ -1,5 +1,5 @@
-"""Composition root of intake: the runtime, the HTTP routes, the periodic jobs. Intake consumes
-no events; it only publishes (on the clients topic, through the outbox)."""
+"""Composition root of intake: the runtime, the HTTP routes, the periodic jobs, and one consumer:
+the offices running a person's cases (from the cases topic) widen who may work with the record."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from intake import jobs
+from intake import consumers, jobs
 from intake.api import build_router
 from intake.settings import IntakeSettings
 from knotenpunkt import topics
@@ -42,6 +42,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         if expired or handovers:
             log.info("consent jobs", consents_expired=expired, handovers_raised=handovers)
 
+    runtime.consume(topics.CASES, consumers.on_case_opened, consumers.on_case_transferred)
     runtime.every("intake-consent-jobs", settings.consent_jobs_interval_s, consent_jobs)
     # The other services, asked with the data protection officer's token (audit trail, export).
     peers = {

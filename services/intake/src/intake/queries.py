@@ -73,15 +73,16 @@ async def shared_data(
     day: date,
 ) -> SharedPersonData:
     """Exactly the personal data the person consented to share with this agency, nothing more."""
-    person, given = await _person_and_consents(connection, client_id, actor, Action.SHARED_DATA_READ)
+    # An agency (through referrals' inbox) gets only what was consented for itself.
+    person, given = await _person_and_consents(connection, client_id, actor, Action.SHARED_DATA_READ, agency_id)
     decision = check_consent(given, ConsentPurpose.SHARING, day, (), agency_id, agency_kind)
     return consented_data(decision, person)
 
 
 async def _person_and_consents(
-    connection: asyncpg.Connection, client_id: UUID, actor: Actor, action: Action
+    connection: asyncpg.Connection, client_id: UUID, actor: Actor, action: Action, agency_id: str | None = None
 ) -> tuple[asyncpg.Record, list[Consent]]:
-    person = await repository.client(connection, client_id, actor, action)
+    person = await repository.client(connection, client_id, actor, action, agency_id)
     rows = await repository.consents_of(connection, person["client_id"])
     return person, [repository.consent(row) for row in rows]
 

@@ -34,22 +34,26 @@ def person_not_found() -> NotFound:
     return NotFound("Die Person", "The person")
 
 
-def person_record(row: asyncpg.Record | dict[str, Any]) -> Record:
-    """Where a person's record belongs for the permissions: the office of registration."""
-    return Record(office_id=row["office_id"])
+def person_record(row: asyncpg.Record | dict[str, Any], agency_id: str | None = None) -> Record:
+    """Where a person's record belongs for the permissions: the office of registration and the
+    offices running a case of theirs; with `agency_id`, the agency asking for what it may receive."""
+    offices = row["case_offices"] if "case_offices" in row.keys() else ()
+    return Record(office_id=row["office_id"], also_offices=frozenset(offices or ()), agency_id=agency_id)
 
 
-async def client(connection: asyncpg.Connection, client_id: UUID, actor: Actor, action: Action) -> asyncpg.Record:
+async def client(
+    connection: asyncpg.Connection, client_id: UUID, actor: Actor, action: Action, agency_id: str | None = None
+) -> asyncpg.Record:
     """The person's record to read or to add to, if the actor may do `action` to it: a merged
     record leads to the surviving one (checked too). The permission comes before "erased" or
     "merged", so a person outside one's reach reveals nothing about the record's state."""
     row = await connection.fetchrow("SELECT * FROM clients WHERE client_id = $1", client_id)
     if row is None:
         raise person_not_found()
-    require(actor, action, person_record(row))
+    require(actor, action, person_record(row, agency_id))
     ensure_readable(row["erased_at"] is not None)
     if row["merged_into"] is not None:
-        return await client(connection, row["merged_into"], actor, action)
+        return await client(connection, row["merged_into"], actor, action, agency_id)
     return row
 
 
@@ -101,7 +105,9 @@ async def find_duplicates(
     Only persons the actor may search (their offices) are candidates: the filter is in the
     query, so a name search never reaches records of other offices."""
     codes = phonetic_codes(*names)
-    where, params = scope(actor, Action.CLIENT_SEARCH, Columns(office="office_id"), first_param=3)
+    where, params = scope(
+        actor, Action.CLIENT_SEARCH, Columns(office="office_id", also_offices="case_offices"), first_param=3
+    )
     rows = await connection.fetch(
         "SELECT client_id, family_name, given_name, birth_date, birth_year, office_id, phonetic_names FROM clients "
         "WHERE merged_into IS NULL AND erased_at IS NULL AND phonetic_names && $1::text[] "
