@@ -28,6 +28,7 @@ from knotenpunkt.db import Database
 from knotenpunkt.identity import ServiceCredentials, allow
 from knotenpunkt.localinfra.ports import free_ports
 from knotenpunkt.policy import Action
+from knotenpunkt.testing import search
 from knotenpunkt.testing.apps import check_guarded, secured_api
 from knotenpunkt.testing.identity import Identity, dev_secret
 from knotenpunkt.uow import Actor, UnitsOfWork
@@ -221,31 +222,8 @@ async def test_a_service_that_does_not_answer_is_named_not_left_out(stack_withou
 
 
 async def personal_values_found(database: Database, values: list[str]) -> dict[str, int]:
-    """Rows of every table of the database whose text (every column, bytea as UTF-8) holds a value."""
-    patterns = [f"%{value}%" for value in values]
-    found: dict[str, int] = {}
     async with database.connection() as connection:
-        tables = await connection.fetch(
-            "SELECT table_schema, table_name FROM information_schema.tables "
-            "WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema')"
-        )
-        for table in tables:
-            name = f'"{table["table_schema"]}"."{table["table_name"]}"'
-            binary = await connection.fetch(
-                "SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 "
-                "AND data_type = 'bytea'",
-                table["table_schema"],
-                table["table_name"],
-            )
-            conditions = ["t::text ILIKE ANY($1::text[])"] + [
-                f"convert_from(t.\"{column['column_name']}\", 'UTF8') ILIKE ANY($1::text[])" for column in binary
-            ]
-            count = await connection.fetchval(
-                f"SELECT count(*) FROM {name} t WHERE {' OR '.join(conditions)}", patterns
-            )
-            if count:
-                found[table["table_name"]] = count
-    return found
+        return await search.personal_values_found(connection, values)
 
 
 async def test_after_erasure_no_personal_data_of_the_person_is_left_in_intakes_database(stack: Network) -> None:
