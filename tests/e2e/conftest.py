@@ -21,7 +21,13 @@ def stack(infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         external_postgres_admin_dsn=infra.postgres_admin_dsn,
         external_keycloak_url=infra.keycloak_url,
         database_prefix=unique("e2e") + "_",
-        extra_env={"KP_OUTBOX_POLL_INTERVAL_S": "0.2"},
+        # The tests compare counts before and after; small-count suppression (tested on its own in
+        # tests/integration/test_stats_access.py) would hide the small ones of a fresh system.
+        extra_env={
+            "KP_OUTBOX_POLL_INTERVAL_S": "0.2",
+            "KP_REPORT_SUPPRESSION_THRESHOLD": "0",
+            "KP_GAP_SUPPRESSION_THRESHOLD": "0",
+        },
     )
     running.start()
     yield running
