@@ -40,7 +40,9 @@ async def events_of(stack: Stack, client_id: str) -> list:
 
 
 async def test_registration_routes_by_age_and_status_and_shares_only_attributes(stack: Stack, identity) -> None:
-    async with httpx.AsyncClient(base_url=stack.url("intake"), timeout=10) as http:
+    async with httpx.AsyncClient(
+        base_url=stack.url("intake"), timeout=10, auth=identity.auth("intake-hochfeld")
+    ) as http:
         answer = await http.post("/clients", json=person())
     assert answer.status_code == 201, answer.text
     client = answer.json()
@@ -66,7 +68,9 @@ async def test_registration_routes_by_age_and_status_and_shares_only_attributes(
 
 async def test_a_likely_duplicate_is_shown_and_staff_decide(stack: Stack, identity) -> None:
     first = person(confirm_new=False, family_name="Abdelrahman", given_name="Chadija", birth_year=1961)
-    async with httpx.AsyncClient(base_url=stack.url("intake"), timeout=10) as http:
+    async with httpx.AsyncClient(
+        base_url=stack.url("intake"), timeout=10, auth=identity.auth("intake-hochfeld")
+    ) as http:
         assert (await http.post("/clients", json=first)).status_code == 201
         # The same person, transliterated differently, with the full birth date this time.
         again = {**first, "family_name": "Abd el Rahman", "given_name": "Khadija", "birth_date": "1961-03-04"}
@@ -79,7 +83,9 @@ async def test_a_likely_duplicate_is_shown_and_staff_decide(stack: Stack, identi
 
 
 async def test_corrections_need_the_current_version_and_emit_only_changed_attributes(stack: Stack, identity) -> None:
-    async with httpx.AsyncClient(base_url=stack.url("intake"), timeout=10) as http:
+    async with httpx.AsyncClient(
+        base_url=stack.url("intake"), timeout=10, auth=identity.auth("intake-hochfeld")
+    ) as http:
         client = (await http.post("/clients", json=person())).json()
         url = f"/clients/{client['client_id']}"
         etag = (await http.get(url)).headers["ETag"]
@@ -106,7 +112,9 @@ async def test_corrections_need_the_current_version_and_emit_only_changed_attrib
 
 
 async def test_merging_retires_the_duplicate_and_tells_the_other_services(stack: Stack, identity) -> None:
-    async with httpx.AsyncClient(base_url=stack.url("intake"), timeout=10) as http:
+    async with httpx.AsyncClient(
+        base_url=stack.url("intake"), timeout=10, auth=identity.auth("intake-hochfeld")
+    ) as http:
         keep = (await http.post("/clients", json=person())).json()["client_id"]
         duplicate = (await http.post("/clients", json=person())).json()["client_id"]
         merged = await http.post(f"/clients/{keep}/merge", json={"duplicate_client_id": duplicate})
@@ -123,7 +131,9 @@ async def test_merging_retires_the_duplicate_and_tells_the_other_services(stack:
 
 async def test_consent_is_recorded_checked_shared_minimally_and_withdrawn(stack: Stack, identity) -> None:
     today = date.today()
-    async with httpx.AsyncClient(base_url=stack.url("intake"), timeout=10) as http:
+    async with httpx.AsyncClient(
+        base_url=stack.url("intake"), timeout=10, auth=identity.auth("intake-hochfeld")
+    ) as http:
         client_id = (await http.post("/clients", json=person())).json()["client_id"]
         given = await http.post(
             f"/clients/{client_id}/consents",
@@ -144,14 +154,22 @@ async def test_consent_is_recorded_checked_shared_minimally_and_withdrawn(stack:
         other_kind = await http.get(check, params={"purpose": "sharing", "agency_kind": "jugendamt"})
         assert other_kind.json()["granted"] is False
 
-        shared = (await http.get(f"/clients/{client_id}/shared-data", params={"agency_kind": "jobcenter"})).json()
+        # What an agency may receive is answered only to referrals, relaying a case manager's request.
+        shared_data = f"/clients/{client_id}/shared-data"
+        direct = await http.get(shared_data, params={"agency_kind": "jobcenter"})
+        assert (direct.status_code, direct.json()["code"]) == (403, "forbidden_role")
+        by_referrals = {
+            "Authorization": f"Bearer {identity.client_token('knotenpunkt-referrals')}",
+            "X-On-Behalf-Of": identity.token("staff-hochfeld-1"),
+        }
+        shared = (await http.get(shared_data, params={"agency_kind": "jobcenter"}, headers=by_referrals)).json()
         assert shared["family_name"].startswith("Haddad") and shared["phone"] is None and shared["birth_date"] is None
 
         withdrawn = await http.post(f"/clients/{client_id}/consents/{consent_id}/withdraw", json={})
         assert withdrawn.status_code == 200 and withdrawn.json()["valid_today"] is False
         after = await http.get(check, params={"purpose": "sharing", "agency_kind": "jobcenter", "categories": "name"})
         assert after.json()["reason"] == "consent_withdrawn"
-        refused = await http.get(f"/clients/{client_id}/shared-data", params={"agency_kind": "jobcenter"})
+        refused = await http.get(shared_data, params={"agency_kind": "jobcenter"}, headers=by_referrals)
         assert refused.status_code == 409
 
         invalid = await http.post(
@@ -170,7 +188,9 @@ async def test_consent_is_recorded_checked_shared_minimally_and_withdrawn(stack:
 
 
 async def test_reference_data_is_served(stack: Stack, identity) -> None:
-    async with httpx.AsyncClient(base_url=stack.url("intake"), timeout=10) as http:
+    async with httpx.AsyncClient(
+        base_url=stack.url("intake"), timeout=10, auth=identity.auth("intake-hochfeld")
+    ) as http:
         offices = (await http.get("/offices")).json()
         statuses = {s["code"] for s in (await http.get("/residence-statuses")).json()}
         rules = {r["rule_id"] for r in (await http.get("/routing-rules")).json()}
@@ -181,7 +201,9 @@ async def test_reference_data_is_served(stack: Stack, identity) -> None:
 
 
 async def test_a_duplicate_search_finds_variants_and_keeps_names_out_of_the_logs(stack: Stack, identity) -> None:
-    async with httpx.AsyncClient(base_url=stack.url("intake"), timeout=10) as http:
+    async with httpx.AsyncClient(
+        base_url=stack.url("intake"), timeout=10, auth=identity.auth("intake-hochfeld")
+    ) as http:
         registered = await http.post(
             "/clients", json=person(family_name="Kowalczyk", given_name="Jadwiga", birth_year=1975)
         )

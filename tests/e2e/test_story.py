@@ -163,7 +163,7 @@ async def test_a_malformed_event_is_dead_lettered_and_the_services_go_on(stack: 
             )
         ],
     )
-    async with httpx.AsyncClient(timeout=10, auth=identity.auth("lead-hamborn")) as http:
+    async with httpx.AsyncClient(timeout=10, auth=identity.auth("lead-rheinhausen")) as http:
         registered = await http.post(
             f"{stack.url('intake')}/clients",
             json={
