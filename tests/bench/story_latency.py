@@ -22,6 +22,8 @@ from pathlib import Path
 import httpx
 
 from knotenpunkt.localinfra import free_ports
+from knotenpunkt.testing.fixtures import unique
+from knotenpunkt.testing.identity import Identity
 from knotenpunkt.testing.infrastructure import infrastructure
 from tools.stack import SERVICES, Stack
 
@@ -33,13 +35,18 @@ async def measure(stack: Stack, rate: float, seconds: float) -> tuple[list[float
     answered: list[float] = []
     seen: list[tuple[float, int]] = []
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as http:
-        base = (await http.get(f"{stack.url('stats')}/figures")).json()["persons_registered"]
+    # Signed in as people who may do these things: the counter staff registers, the coordinator
+    # reads the figures (each call checked and audited, as in production).
+    identity = Identity(stack.keycloak_url)
+    figures = {"Authorization": f"Bearer {identity.token('coordinator')}"}
+    async with httpx.AsyncClient(timeout=30, limits=limits, auth=identity.auth("intake-hamborn")) as http:
+        base = (await http.get(f"{stack.url('stats')}/figures", headers=figures)).json()["persons_registered"]
         done = asyncio.Event()
 
         async def poll() -> None:
             while not done.is_set():
-                count = (await http.get(f"{stack.url('stats')}/figures")).json()["persons_registered"] - base
+                answer = await http.get(f"{stack.url('stats')}/figures", headers=figures)
+                count = answer.json()["persons_registered"] - base
                 seen.append((time.perf_counter(), count))
                 if count >= total:
                     done.set()
@@ -90,7 +97,12 @@ def main() -> None:
             service_ports=dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True)),
             external_kafka_bootstrap=infra.kafka_bootstrap,
             external_postgres_admin_dsn=infra.postgres_admin_dsn,
+            external_keycloak_url=infra.keycloak_url,
+            # Databases of their own, also on infrastructure given in the environment.
+            database_prefix=unique("bench") + "_",
             partner_agencies={},
+            # Exact counts: a fresh system's first registrations are small counts.
+            extra_env={"KP_REPORT_SUPPRESSION_THRESHOLD": "0"},
         )
         stack.start()
         try:
