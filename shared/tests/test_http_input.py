@@ -256,3 +256,26 @@ def test_docs_load_swagger_ui_from_the_service_not_a_cdn(client: TestClient) -> 
         loaded = client.get(asset)
         assert loaded.status_code == 200 and loaded.content, asset
     assert "'/openapi.json'" in page.text
+
+
+@pytest.mark.parametrize(
+    "offered",
+    [
+        "abc\r\nX-Injected: 1",  # a second log line or header
+        "name Müller",  # spaces and letters outside the safe set: not an id, maybe a name
+        '{"json": true}',
+        "x" * 101,
+        "",
+    ],
+)
+def test_a_correlation_id_is_taken_only_in_a_safe_format_else_a_fresh_one_is_made(
+    client: TestClient, offered: str
+) -> None:
+    answer = client.get("/people/p1", headers={"X-Correlation-ID": offered.encode("utf-8")})
+    returned = answer.headers["X-Correlation-ID"]
+    assert returned != offered and len(returned) == 36  # a fresh UUID, which is what gets logged
+
+
+def test_a_safe_correlation_id_is_passed_on() -> None:
+    answer = build_app().get("/people/p1", headers={"X-Correlation-ID": "web-3f2a.9:17_x"})
+    assert answer.headers["X-Correlation-ID"] == "web-3f2a.9:17_x"
