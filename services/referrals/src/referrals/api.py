@@ -6,11 +6,12 @@ name the persons they showed for the audit trail (`audit.concerns`)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from knotenpunkt import audit
@@ -19,12 +20,15 @@ from knotenpunkt.http import run_command
 from knotenpunkt.identity import allow
 from knotenpunkt.policy import Action
 from knotenpunkt.uow import Actor, UnitsOfWork
-from referrals import access, commands, queries
+from referrals import access, commands, directory, queries
 from referrals.consent_gate import ConsentGate
 from referrals.deadlines import run_deadlines
 from referrals.domain import Clock, Status
 from referrals.schemas import (
     Agency,
+    AgencyEntry,
+    AgencyId,
+    AgencyInput,
     ChangedReferral,
     ClientReferrals,
     CompleteInput,
@@ -42,9 +46,23 @@ Sender = Annotated[Actor, Depends(allow(Action.REFERRAL_SEND))]
 Reader = Annotated[Actor, Depends(allow(Action.REFERRAL_READ))]
 InboxReader = Annotated[Actor, Depends(allow(Action.AGENCY_INBOX))]
 Answerer = Annotated[Actor, Depends(allow(Action.AGENCY_ANSWER))]
+DirectoryKeeper = Annotated[Actor, Depends(allow(Action.REFERENCE_WRITE))]
+AgencyInPath = Annotated[AgencyId, Path(description="The agency's id (also part of its Kafka topic names).")]
 
 
-def build_router(units: UnitsOfWork, clock: Clock, gate: ConsentGate, gap_threshold: int = 0) -> APIRouter:
+async def _no_topics(agency_id: str) -> None:
+    """Without a broker (tests of the routes alone) there is nothing to create."""
+
+
+def build_router(
+    units: UnitsOfWork,
+    clock: Clock,
+    gate: ConsentGate,
+    gap_threshold: int = 0,
+    create_agency_topics: Callable[[str], Awaitable[None]] = _no_topics,
+) -> APIRouter:
+    """`create_agency_topics(agency_id)`: creates an agency's Kafka topics if missing (called after
+    a directory change has committed)."""
     router = APIRouter()
 
     # --- case managers ------------------------------------------------------------------------
@@ -154,9 +172,69 @@ def build_router(units: UnitsOfWork, clock: Clock, gate: ConsentGate, gap_thresh
         tags=["directory"],
         dependencies=[Depends(allow(Action.REFERENCE_READ))],
     )
-    async def agencies(topic_code: str | None = None, kind: AgencyKind | None = None) -> list[Agency]:
+    async def agencies(
+        topic_code: str | None = None,
+        kind: AgencyKind | None = None,
+        include_inactive: Annotated[
+            bool, Query(description="Also the deactivated agencies (which take no new referrals).")
+        ] = False,
+    ) -> list[Agency]:
         async with units.read() as connection:
-            return await queries.agencies(connection, topic_code, kind)
+            return await queries.agencies(connection, topic_code, kind, include_inactive)
+
+    # The admin keeps the directory. The agency's Keycloak client and users and its Kafka ACLs
+    # are part of agency onboarding in the Kafka-security issue, not of these routes.
+
+    @router.put(
+        "/agencies/{agency_id}",
+        response_model=AgencyEntry,
+        summary="Add a partner agency to the directory or replace its entry (creates its Kafka topics)",
+        tags=["directory"],
+    )
+    async def put_agency(
+        agency_id: AgencyInPath, entry: AgencyInput, request: Request, _actor: DirectoryKeeper
+    ) -> JSONResponse:
+        response = await run_command(
+            units,
+            request,
+            lambda uow: directory.put_agency(uow, agency_id, entry),
+            scope=f"PUT /agencies/{agency_id}",
+            payload=entry,
+        )
+        # After the commit, also on a replayed answer: creating existing topics changes nothing,
+        # and a PUT repeated after a broker outage creates what the first one could not.
+        await create_agency_topics(agency_id)
+        return response
+
+    @router.post(
+        "/agencies/{agency_id}/deactivate",
+        response_model=AgencyEntry,
+        summary="Deactivate an agency: no new referrals to it; its open referrals stay and are followed up",
+        tags=["directory"],
+    )
+    async def deactivate_agency(agency_id: AgencyInPath, request: Request, _actor: DirectoryKeeper) -> JSONResponse:
+        return await run_command(
+            units,
+            request,
+            lambda uow: directory.set_active(uow, agency_id, active=False),
+            scope=f"POST /agencies/{agency_id}/deactivate",
+            payload={},
+        )
+
+    @router.post(
+        "/agencies/{agency_id}/activate",
+        response_model=AgencyEntry,
+        summary="Activate a deactivated agency again: it takes new referrals",
+        tags=["directory"],
+    )
+    async def activate_agency(agency_id: AgencyInPath, request: Request, _actor: DirectoryKeeper) -> JSONResponse:
+        return await run_command(
+            units,
+            request,
+            lambda uow: directory.set_active(uow, agency_id, active=True),
+            scope=f"POST /agencies/{agency_id}/activate",
+            payload={},
+        )
 
     @router.get(
         "/gaps",

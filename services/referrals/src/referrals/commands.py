@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from uuid import UUID
 
-from knotenpunkt.errors import Invalid, NotFound
+from knotenpunkt.errors import Conflict, Invalid, NotFound
 from knotenpunkt.events import (
     AgencyKind,
     ClientErased,
@@ -58,10 +58,13 @@ async def send_referral(uow: UnitOfWork, referral: ReferralInput, clock: Clock, 
     # Before intake is asked anything: a person who may not refer from this case learns nothing.
     access.require_on_case(uow.actor, Action.REFERRAL_SEND, case["office_id"], case["case_manager_id"])
     agency = await connection.fetchrow(
-        "SELECT agency_id, kind, response_days, channel FROM agencies WHERE agency_id = $1", referral.agency_id
+        "SELECT agency_id, kind, response_days, channel, active FROM agencies WHERE agency_id = $1", referral.agency_id
     )
     if agency is None:
         raise Invalid("agency_id", "unknown_agency")
+    if not agency["active"]:
+        # Deactivated by the admin: no new referrals (its open ones are still followed up).
+        raise Conflict("agency_inactive", details={"agency_id": referral.agency_id})
     recipient = Recipient(agency["agency_id"], AgencyKind(agency["kind"]), agency["channel"])
     consented = await gate.consented_data(case["client_id"], recipient)
 

@@ -142,12 +142,16 @@ async def _inbox_referral(row: asyncpg.Record, kind: AgencyKind, gate: ConsentGa
     )
 
 
-async def agencies(connection: asyncpg.Connection, topic_code: str | None, kind: AgencyKind | None) -> list[Agency]:
+async def agencies(
+    connection: asyncpg.Connection, topic_code: str | None, kind: AgencyKind | None, include_inactive: bool = False
+) -> list[Agency]:
     rows = await connection.fetch(
-        "SELECT agency_id, name, kind, topics, languages, contact, response_days, channel FROM agencies "
-        "WHERE ($1::text IS NULL OR $1 = ANY(topics)) AND ($2::text IS NULL OR kind = $2) ORDER BY agency_id",
+        "SELECT agency_id, name, kind, topics, languages, contact, response_days, channel, active FROM agencies "
+        "WHERE ($1::text IS NULL OR $1 = ANY(topics)) AND ($2::text IS NULL OR kind = $2) AND (active OR $3) "
+        "ORDER BY agency_id",
         topic_code,
         kind.value if kind else None,
+        include_inactive,
     )
     return [Agency(**dict(row)) for row in rows]
 

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from knotenpunkt.events import CompletionOutcome, DeclineReason, SharedPersonData
+from knotenpunkt.events import AgencyKind, CompletionOutcome, DeclineReason, SharedPersonData
 from knotenpunkt.i18n import register_messages
+from knotenpunkt.topics import _AGENCY_ID
 from referrals.domain import Status
 
 register_messages(
@@ -42,6 +45,30 @@ register_messages(
             "de": "Die Vermittlung ist bereits abgeschlossen (Status „{current}“) und kann nicht mehr "
             "„{target}“ werden.",
             "en": "The referral is already closed (status '{current}') and cannot become '{target}' any more.",
+        },
+        "agency_inactive": {
+            "de": "Diese Partnerstelle ist deaktiviert und nimmt keine neuen Vermittlungen an. "
+            "Bitte eine andere Stelle aus dem Verzeichnis wählen.",
+            "en": "This partner agency is deactivated and takes no new referrals. "
+            "Please choose another agency from the directory.",
+        },
+        "invalid_agency_id": {
+            "de": "Die Kennung einer Partnerstelle besteht aus 2 bis 63 Kleinbuchstaben, Ziffern und "
+            "Bindestrichen und beginnt mit einem Buchstaben oder einer Ziffer (z. B. caritas-duisburg).",
+            "en": "A partner agency's id is 2 to 63 lowercase letters, digits and hyphens, starting with a "
+            "letter or digit (e.g. caritas-duisburg).",
+        },
+        "unknown_agency_topic": {
+            "de": "Unbekanntes Themenkürzel „{topic}“ (bekannt sind die Themen der Fallbearbeitung, z. B. work).",
+            "en": "Unknown topic code '{topic}' (known are the topics of case management, e.g. work).",
+        },
+        "unknown_agency_language": {
+            "de": "Unbekannter Sprachcode „{value}“ (ISO 639-1, zwei Kleinbuchstaben, z. B. ar).",
+            "en": "Unknown language code '{value}' (ISO 639-1, two lowercase letters, e.g. ar).",
+        },
+        "repeated_entry": {
+            "de": "„{value}“ ist doppelt angegeben.",
+            "en": "'{value}' is given twice.",
         },
         "period_reversed": {
             "de": "Das Ende des Zeitraums liegt vor seinem Anfang.",
@@ -138,6 +165,64 @@ class Agency(BaseModel):
     contact: str | None
     response_days: int
     channel: str
+    active: bool = Field(default=True, description="False: deactivated, takes no new referrals.")
+
+
+def _agency_id(value: str) -> str:
+    # The id becomes part of the agency's Kafka topic names (knotenpunkt.topics), so its rule is theirs.
+    if not _AGENCY_ID.match(value):
+        raise ValueError("code:invalid_agency_id")
+    return value
+
+
+AgencyId = Annotated[str, AfterValidator(_agency_id)]
+
+
+class Channel(StrEnum):
+    """How an agency receives its referrals."""
+
+    KAFKA = "kafka"  # its own software reads its topic
+    INBOX = "inbox"  # its staff use referrals' web inbox
+
+
+class AgencyInput(BaseModel):
+    """An agency's directory entry as the admin gives it (PUT: the whole entry)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Internationaler Bund Duisburg",
+                    "kind": "course_provider",
+                    "response_days": 7,
+                    "channel": "inbox",
+                    "topics": ["language_integration_course", "vocational_training"],
+                    "languages": ["de", "en", "ar"],
+                    "contact": "IB Duisburg, Kursberatung",
+                }
+            ]
+        },
+    )
+
+    name: str = Field(min_length=1, max_length=200, description="The agency's name as staff know it.")
+    kind: AgencyKind = Field(description="What kind of agency it is (consents may name a kind).")
+    response_days: int = Field(ge=1, le=60, description="Days the agency promises to answer a referral within.")
+    channel: Channel = Field(description="kafka: its own software reads its topic; inbox: the web inbox.")
+    topics: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        min_length=1, max_length=30, description="Topic codes it takes referrals for (the network's taxonomy)."
+    )
+    languages: list[Annotated[str, Field(min_length=1, max_length=10)]] = Field(
+        default_factory=lambda: ["de"], min_length=1, max_length=30, description="ISO 639-1 codes it counsels in."
+    )
+    contact: str | None = Field(default=None, max_length=300, description="Where staff reach the agency.")
+
+
+class AgencyEntry(Agency):
+    """The directory entry after a change."""
+
+    created: bool = Field(default=False, description="True when this request added the agency.")
 
 
 class GapRow(BaseModel):
