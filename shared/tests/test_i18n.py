@@ -1,4 +1,4 @@
-from knotenpunkt.i18n import message, negotiate
+from knotenpunkt.i18n import message, negotiate, register_messages
 
 
 def test_german_is_the_default_and_english_is_available() -> None:
@@ -12,3 +12,10 @@ def test_messages_fill_their_parameters() -> None:
     assert message("less_than_equal", "en", le=600) == "The value must be at most 600."
     assert message("less_than_equal", "de", le=600) == "Der Wert darf höchstens 600 sein."
     assert message("no-such-code", "en") == "Invalid input."
+
+
+def test_message_parameters_may_be_named_like_the_arguments() -> None:
+    # A rule's message about a language or a code must not collide with message()'s own arguments.
+    register_messages({"unknown_spoken_language": {"de": "Unbekannt: {language}", "en": "Unknown: {language}"}})
+    assert message("unknown_spoken_language", "en", language="xx") == "Unknown: xx"
+    assert message("unknown_spoken_language", "de", code="c", language="yy") == "Unbekannt: yy"

@@ -148,7 +148,7 @@ async def test_processed_events_and_idempotency_keys_go_after_their_windows(data
     housekeeping = Housekeeping(
         database, settings(processed_events_retention_days=45, idempotency_keys_retention_days=7), batch_size=1
     )
-    assert await housekeeping.run_once() == {"outbox": 0, "processed_events": 2, "idempotency_keys": 1}
+    assert await housekeeping.run_once() == {"outbox": 0, "processed_events": 2, "idempotency_keys": 1, "audit_log": 0}
     assert await count_rows(database, "SELECT count(*) FROM processed_events") == 2
     assert await count_rows(database, "SELECT count(*) FROM idempotency_keys") == 2
 
@@ -156,7 +156,52 @@ async def test_processed_events_and_idempotency_keys_go_after_their_windows(data
     await execute(database, "UPDATE processed_events SET processed_at = now() - interval '10 years'")
     await execute(database, "UPDATE idempotency_keys SET created_at = now() - interval '10 years'")
     keep = Housekeeping(database, settings(processed_events_retention_days=0, idempotency_keys_retention_days=0))
-    assert await keep.run_once() == {"outbox": 0, "processed_events": 0, "idempotency_keys": 0}
+    assert await keep.run_once() == {"outbox": 0, "processed_events": 0, "idempotency_keys": 0, "audit_log": 0}
+
+
+async def test_audit_entries_go_after_their_retention_and_the_kept_chain_stays_intact(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    from knotenpunkt import audit
+    from knotenpunkt.uow import Actor
+
+    today = datetime.now(UTC)
+
+    class Then(datetime):
+        moment = today
+
+        @classmethod
+        def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]
+            return cls.moment
+
+    monkeypatch.setattr(audit, "datetime", Then)
+    async with database.transaction() as connection:
+        for age_days in (800, 731, 700, 0):
+            Then.moment = today - timedelta(days=age_days)
+            entry = audit.AuditEntry(
+                actor=Actor.staff("staff-hamborn-1", "case_manager", offices=("rsc-hamborn",)),
+                action="client.read",
+                method="GET",
+                route="/clients/{client_id}",
+                outcome="allowed",
+                status=200,
+                correlation_id=unique("c"),
+                purpose="client.read",
+            )
+            await audit.append(connection, "test", entry)
+
+    kept = Housekeeping(database, settings(audit_retention_days=0))
+    assert (await kept.run_once())["audit_log"] == 0
+    housekeeping = Housekeeping(database, settings(audit_retention_days=730), batch_size=1)
+    assert (await housekeeping.run_once())["audit_log"] == 2
+    async with database.connection() as connection:
+        checked = await audit.verify(connection)
+        # Only the retention job may delete: anyone else is refused by the trigger.
+        with pytest.raises(Exception, match="append-only"):
+            await connection.execute("DELETE FROM audit_log")
+    assert (checked.intact, checked.entries, checked.first_seq) == (True, 2, 3)
 
 
 # --- personal data in the outbox ---------------------------------------------------------------

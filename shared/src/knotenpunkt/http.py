@@ -166,7 +166,9 @@ def _language(request: Request) -> str:
     return negotiate(request.headers.get("accept-language"))
 
 
-def error_body(language: str, code: str, fields: list[dict[str, str]] | None = None, **params: Any) -> dict[str, Any]:
+def error_body(
+    language: str, code: str, fields: list[dict[str, str]] | None = None, /, **params: Any
+) -> dict[str, Any]:
     resolved = {
         key: value.get(language, value.get("de")) if isinstance(value, dict) else value for key, value in params.items()
     }

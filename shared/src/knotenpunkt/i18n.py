@@ -104,7 +104,7 @@ def negotiate(accept_language: str | None) -> str:
     return DEFAULT_LANGUAGE
 
 
-def message(code: str, language: str, **params: Any) -> str:
+def message(code: str, language: str, /, **params: Any) -> str:
     texts = CATALOGUE.get(code) or CATALOGUE["invalid"]
     text = texts.get(language) or texts[DEFAULT_LANGUAGE]
     try:
