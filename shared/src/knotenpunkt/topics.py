@@ -14,7 +14,8 @@ CASES = "knotenpunkt.cases.cases.v1"
 REFERRALS = "knotenpunkt.referrals.referrals.v1"
 DEAD_LETTER = "knotenpunkt.deadletter.v1"
 
-_AGENCY_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+# An agency id becomes part of topic names (and principals): the only form accepted.
+AGENCY_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
 
 def agency_referrals(agency_id: str) -> str:
@@ -39,7 +40,7 @@ def agency_of_topic(topic: str) -> str | None:
 
 
 def _checked(agency_id: str) -> str:
-    if not _AGENCY_ID.match(agency_id):
+    if not AGENCY_ID.match(agency_id):
         raise ValueError(f"invalid agency id {agency_id!r}: lowercase letters, digits and '-'")
     return agency_id
 

@@ -9,7 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from knotenpunkt.events import AgencyKind, CompletionOutcome, DeclineReason, SharedPersonData
 from knotenpunkt.i18n import register_messages
-from knotenpunkt.topics import _AGENCY_ID
+from knotenpunkt.topics import AGENCY_ID
 from referrals.domain import Status
 
 register_messages(
@@ -170,7 +170,7 @@ class Agency(BaseModel):
 
 def _agency_id(value: str) -> str:
     # The id becomes part of the agency's Kafka topic names (knotenpunkt.topics), so its rule is theirs.
-    if not _AGENCY_ID.match(value):
+    if not AGENCY_ID.match(value):
         raise ValueError("code:invalid_agency_id")
     return value
 
