@@ -2,7 +2,17 @@
 
 from datetime import date
 
-from intake.domain import BirthData, Consent, DuplicateCandidate, check_consent, likely_duplicates, phonetic_codes
+from intake.domain import (
+    BirthData,
+    Consent,
+    DuplicateCandidate,
+    OfficeCount,
+    UnnamedCandidate,
+    check_consent,
+    duplicates_by_office,
+    likely_duplicates,
+    phonetic_codes,
+)
 from knotenpunkt.events import AgencyKind, ConsentPurpose, DataCategory
 
 BORN = date(1990, 4, 12)
@@ -42,6 +52,33 @@ def test_only_a_birth_year_or_no_birth_data_still_matches_by_name() -> None:
 def test_different_people_are_not_duplicates() -> None:
     existing = [candidate("a", "Nowak", "Piotr", BirthData(BORN))]
     assert likely_duplicates(phonetic_codes("Kowalski", "Piotr"), BirthData(BORN), existing) == []
+
+
+def unnamed(office_id: str, family: str, given: str, birth: BirthData) -> UnnamedCandidate:
+    return UnnamedCandidate(office_id, tuple(phonetic_codes(family, given)), birth)
+
+
+def test_likely_duplicates_elsewhere_are_counted_per_office_by_the_same_rule() -> None:
+    elsewhere = [
+        unnamed("rsc-hamborn", "Yılmaz", "Ayşe", BirthData(BORN)),
+        unnamed("rsc-hamborn", "Jilmas", "Aische", BirthData(birth_year=1990)),
+        unnamed("rsc-rheinhausen", "Yilmaz", "Ayse", BirthData()),
+        # The same names, another birthday: not the same person, not counted.
+        unnamed("rsc-rheinhausen", "Yilmaz", "Ayse", BirthData(date(1991, 4, 12))),
+        unnamed("rsc-hochfeld", "Nowak", "Piotr", BirthData(BORN)),
+    ]
+    assert duplicates_by_office(phonetic_codes("Yilmaz", "Ayse"), BirthData(BORN, 1990), elsewhere) == [
+        OfficeCount("rsc-hamborn", 2),
+        OfficeCount("rsc-rheinhausen", 1),
+    ]
+    assert duplicates_by_office(phonetic_codes("Kowalski", "Jan"), BirthData(BORN), elsewhere) == []
+
+
+def test_a_count_elsewhere_carries_nothing_that_names_the_person() -> None:
+    # The candidate type the query fills has no field for an id, a name or a birth date beyond
+    # the rule's keys, and what the count returns has only the office and the number.
+    assert set(UnnamedCandidate.__dataclass_fields__) == {"office_id", "phonetic_names", "birth"}
+    assert set(OfficeCount.__dataclass_fields__) == {"office_id", "count"}
 
 
 def consent(**changes: object) -> Consent:

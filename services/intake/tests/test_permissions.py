@@ -18,7 +18,7 @@ from intake.export_page import render
 from intake.repository import person_record
 from knotenpunkt.identity import route_action
 from knotenpunkt.openapi import iter_routes
-from knotenpunkt.policy import Action, decide, scope
+from knotenpunkt.policy import Action, Record, decide, scope
 from knotenpunkt.policy import Columns as PolicyColumns
 from knotenpunkt.uow import Actor
 
@@ -55,6 +55,10 @@ ROUTES = {
     ("GET", "/offices"): Action.REFERENCE_READ,
     ("GET", "/residence-statuses"): Action.REFERENCE_READ,
     ("GET", "/routing-rules"): Action.REFERENCE_READ,
+    ("GET", "/staff"): Action.REFERENCE_READ,
+    ("PUT", "/offices/{office_id}"): Action.REFERENCE_WRITE,
+    ("PUT", "/staff/{staff_id}"): Action.REFERENCE_WRITE,
+    ("PUT", "/routing-rules/{rule_id}"): Action.REFERENCE_WRITE,
 }
 
 
@@ -142,6 +146,36 @@ def test_the_duplicate_search_is_limited_to_ones_offices_in_sql() -> None:
         [[HAMBORN]],
     )
     assert scope(COORDINATOR, Action.CLIENT_SEARCH, columns, first_param=3) == ("FALSE", [])
+
+
+@pytest.mark.parametrize(
+    ("actor", "reason"),
+    [
+        (ADMIN, None),
+        (LEAD_HAMBORN, "forbidden_role"),
+        (CASE_MANAGER_HAMBORN, "forbidden_role"),
+        (INTAKE_HAMBORN, "forbidden_role"),
+        (COORDINATOR, "forbidden_role"),
+        (DPO, "forbidden_role"),
+        (AGENCY, "forbidden_role"),
+    ],
+)
+def test_only_the_admin_writes_reference_data_and_everyone_signed_in_reads_it(actor: Actor, reason: str | None) -> None:
+    # Reference data belongs to no office: the record is empty, the role alone decides.
+    assert decide(actor, Action.REFERENCE_WRITE, Record()) == reason
+    assert decide(actor, Action.REFERENCE_READ, Record()) is None
+
+
+def test_the_duplicate_search_elsewhere_is_the_complement_of_ones_reach() -> None:
+    # Where the named search looks, the count elsewhere does not, and the other way round: the
+    # repository negates this very condition (IS NOT TRUE), and skips TRUE (nothing outside) and
+    # FALSE (no search at all, so nothing to count either).
+    columns = PolicyColumns(office="office_id", also_offices="case_offices")
+    assert scope(INTAKE_HAMBORN, Action.CLIENT_SEARCH, columns, first_param=3) == (
+        "((office_id = ANY($3::text[]) OR case_offices && $3::text[]))",
+        [[HAMBORN]],
+    )
+    assert scope(ADMIN, Action.CLIENT_SEARCH, columns, first_param=3) == ("FALSE", [])
 
 
 def test_an_erasure_names_the_agency_topics_retention_and_where_to_learn_who_received_data() -> None:

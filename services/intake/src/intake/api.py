@@ -4,6 +4,7 @@ the HTTP concerns: status codes, If-Match and ETag, parameters that are not JSON
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Mapping
 from datetime import date, datetime
 from typing import Annotated, Literal
@@ -15,22 +16,29 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from intake import commands, disclosure, export_page, queries
 from intake.schemas import (
+    OFFICE_ID,
+    RULE_ID,
+    STAFF_ID,
     ClientRecord,
     ConsentCheckResult,
     ConsentInput,
     ConsentRecord,
     Correction,
     CorrectionResult,
-    DuplicateMatch,
+    DuplicateCheckResult,
     DuplicateSearch,
     ErasureResult,
     Merge,
     MergeResult,
+    OfficeInput,
     OfficeRecord,
     RegisteredClient,
     Registration,
     ResidenceStatusRecord,
+    RoutingRuleInput,
     RoutingRuleRecord,
+    StaffInput,
+    StaffRecord,
     Withdrawal,
 )
 from knotenpunkt import audit
@@ -84,15 +92,18 @@ def build_router(units: UnitsOfWork, peers: Mapping[str, ServiceClient] | None =
         )
 
     @router.post(
-        "/clients/duplicate-check", tags=["clients"], summary="Likely duplicates (Kölner Phonetik + birth data)"
+        "/clients/duplicate-check",
+        tags=["clients"],
+        summary="Likely duplicates (Kölner Phonetik + birth data); at other offices only counted",
     )
     async def duplicates(
         search: DuplicateSearch, request: Request, actor: Annotated[Actor, Depends(allow(Action.CLIENT_SEARCH))]
-    ) -> list[DuplicateMatch]:
+    ) -> DuplicateCheckResult:
         # A POST, not a GET with query parameters: names must not end up in access logs.
         async with units.read() as connection:
             found = await queries.duplicates(connection, search, actor)
-        audit.concerns(request, client_ids=[match.client_id for match in found])
+        # Only the persons shown are named; those counted elsewhere were seen by nobody.
+        audit.concerns(request, client_ids=[match.client_id for match in found.candidates])
         return found
 
     @router.get("/clients/{client_id}", tags=["clients"], summary="A person's record (staff only)", responses=_GONE)
@@ -332,7 +343,106 @@ def build_router(units: UnitsOfWork, peers: Mapping[str, ServiceClient] | None =
         async with units.read() as connection:
             return await queries.routing_rules(connection)
 
+    @router.get(
+        "/staff",
+        tags=["reference data"],
+        summary="Every staff member, network-wide ones and those who left (active: false) included",
+        dependencies=[Depends(allow(Action.REFERENCE_READ))],
+    )
+    async def staff() -> list[StaffRecord]:
+        async with units.read() as connection:
+            return await queries.staff(connection)
+
+    # Writing reference data (admin): create or change with PUT (201 when created), each change in
+    # its own transaction with its audit entry. No versions (the tables have none): the last
+    # change wins, as it did with SQL.
+    @router.put(
+        "/offices/{office_id}",
+        response_model=OfficeRecord,
+        tags=["reference data"],
+        summary="Create or change an office (admin)",
+        responses={201: {"model": OfficeRecord, "description": "Created"}},
+    )
+    async def put_office(
+        office_id: str,
+        office: OfficeInput,
+        request: Request,
+        _actor: Annotated[Actor, Depends(allow(Action.REFERENCE_WRITE))],
+    ) -> JSONResponse:
+        _reference_id("office_id", office_id, OFFICE_ID, "invalid_reference_id")
+        return await run_command(
+            units,
+            request,
+            lambda uow: commands.put_office(uow, office_id, office),
+            scope=f"PUT /offices/{office_id}",
+            payload=office.model_dump(mode="json", exclude_unset=True),
+            status_code=await _created_or_changed(units, "offices", "office_id", office_id),
+        )
+
+    @router.put(
+        "/staff/{staff_id}",
+        response_model=StaffRecord,
+        tags=["reference data"],
+        summary="Create or change a staff member; active: false when they leave (admin)",
+        responses={201: {"model": StaffRecord, "description": "Created"}, **error_responses(404)},
+    )
+    async def put_staff(
+        staff_id: str,
+        member: StaffInput,
+        request: Request,
+        _actor: Annotated[Actor, Depends(allow(Action.REFERENCE_WRITE))],
+    ) -> JSONResponse:
+        _reference_id("staff_id", staff_id, STAFF_ID, "invalid_staff_id_format")
+        return await run_command(
+            units,
+            request,
+            lambda uow: commands.put_staff(uow, staff_id, member),
+            scope=f"PUT /staff/{staff_id}",
+            payload=member,
+            status_code=await _created_or_changed(units, "staff", "staff_id", staff_id),
+        )
+
+    @router.put(
+        "/routing-rules/{rule_id}",
+        response_model=RoutingRuleRecord,
+        tags=["reference data"],
+        summary="Create a routing rule or replace its data; the next registration is routed by it (admin)",
+        responses={201: {"model": RoutingRuleRecord, "description": "Created"}},
+    )
+    async def put_routing_rule(
+        rule_id: str,
+        rule: RoutingRuleInput,
+        request: Request,
+        _actor: Annotated[Actor, Depends(allow(Action.REFERENCE_WRITE))],
+    ) -> JSONResponse:
+        _reference_id("rule_id", rule_id, RULE_ID, "invalid_rule_id")
+        return await run_command(
+            units,
+            request,
+            lambda uow: commands.put_routing_rule(uow, rule_id, rule),
+            scope=f"PUT /routing-rules/{rule_id}",
+            payload=rule,
+            status_code=await _created_or_changed(units, "routing_rules", "rule_id", rule_id),
+        )
+
     return router
+
+
+async def _created_or_changed(units: UnitsOfWork, table: str, key: str, value: str) -> int:
+    """201 for a PUT that creates, 200 for one that changes. Asked before the change's own
+    transaction (run_command fixes the status first): two simultaneous first PUTs of one id
+    may both say 201; either way the record ends as the last one sent."""
+    # `table` and `key` are constants of the routes, never request input.
+    async with units.read() as connection:
+        exists = await connection.fetchval(f"SELECT 1 FROM {table} WHERE {key} = $1", value)
+    return 200 if exists else 201
+
+
+def _reference_id(field: str, value: str, pattern: re.Pattern[str], code: str) -> None:
+    """Ids of reference data are chosen by the admin once and then referenced everywhere: a
+    plain form, so they travel safely in paths, events and other services' records."""
+    if not pattern.match(value):
+        raise Invalid(field, code)
 
 
 async def _naming_candidates(request: Request, registering: Awaitable[RegisteredClient]) -> RegisteredClient:

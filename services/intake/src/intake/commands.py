@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, date, datetime
 from uuid import UUID
 
-from intake import repository
+from intake import queries, repository
 from intake.domain import (
     age_band,
     check_correction_version,
@@ -25,13 +25,20 @@ from intake.schemas import (
     ConsentRecord,
     Correction,
     CorrectionResult,
+    DuplicatesElsewhere,
     ErasureResult,
     MergeResult,
+    OfficeInput,
+    OfficeRecord,
     RegisteredClient,
     Registration,
     RemainingData,
+    RoutingRuleInput,
+    RoutingRuleRecord,
+    StaffInput,
+    StaffRecord,
 )
-from knotenpunkt.errors import Conflict, NotFound
+from knotenpunkt.errors import Conflict, Invalid, NotFound
 from knotenpunkt.events import (
     ClientErased,
     ClientRegistered,
@@ -39,7 +46,9 @@ from knotenpunkt.events import (
     ClientUpdated,
     ConsentGiven,
     ConsentWithdrawn,
+    ServiceLine,
 )
+from knotenpunkt.i18n import LANGUAGES, message
 from knotenpunkt.logging import get_logger
 from knotenpunkt.policy import Action, Record, require
 from knotenpunkt.uow import UnitOfWork
@@ -59,8 +68,13 @@ async def register_client(uow: UnitOfWork, registration: Registration, today: da
     names = [registration.family_name, registration.given_name, *registration.name_variants]
     if not registration.confirm_new:
         candidates = await repository.find_duplicates(connection, names, birth, uow.actor)
-        if candidates:
-            raise Conflict("possible_duplicates", details={"candidates": candidates})
+        elsewhere = await repository.duplicates_elsewhere(connection, names, birth, uow.actor)
+        if candidates or elsewhere:
+            raise Conflict(
+                "possible_duplicates",
+                details={"candidates": candidates, "elsewhere": elsewhere},
+                elsewhere=_elsewhere_sentence(elsewhere),
+            )
     age = birth.age_on(today)
     rules = [] if registration.service_lines else await repository.routing_rules(connection)
     lines = service_lines_for(registration.service_lines, age, registration.residence_status, secure, rules)
@@ -128,6 +142,14 @@ async def register_client(uow: UnitOfWork, registration: Registration, today: da
         registered_at=registered_at,
         version=1,
     )
+
+
+def _elsewhere_sentence(elsewhere: list[DuplicatesElsewhere]) -> dict[str, str]:
+    """The 409's added sentence naming the other offices (and how many there), in both languages."""
+    if not elsewhere:
+        return {language: "" for language in LANGUAGES}
+    offices = ", ".join(f"{office.office_id}: {office.count}" for office in elsewhere)
+    return {language: message("duplicates_elsewhere", language, offices=offices) for language in LANGUAGES}
 
 
 async def correct_client(
@@ -274,3 +296,84 @@ async def withdraw_consent(
     )
     await uow.publish(ConsentWithdrawn(**repository.consent_event_fields(row), withdrawn_on=withdrawn_on))
     return repository.consent_record(row, date.today())
+
+
+# --- reference data (admin) ---------------------------------------------------------------------
+
+_EVERY_LINE = [line.value for line in ServiceLine]
+
+
+async def put_office(uow: UnitOfWork, office_id: str, office: OfficeInput) -> OfficeRecord:
+    """Create the office or change it. District, languages and service lines change only when
+    sent (a new office starts without district and languages, offering every service line)."""
+    district_sent = "district" in office.model_fields_set
+    await uow.connection.execute(
+        """INSERT INTO offices (office_id, name, address, open_hours, district, languages, service_lines)
+           VALUES ($1, $2, $3, $4, $5, coalesce($6::text[], '{}'), coalesce($7::text[], $8::text[]))
+           ON CONFLICT (office_id) DO UPDATE SET name = $2, address = $3, open_hours = $4,
+               district = CASE WHEN $9 THEN $5 ELSE offices.district END,
+               languages = coalesce($6::text[], offices.languages),
+               service_lines = coalesce($7::text[], offices.service_lines)""",
+        office_id,
+        office.name,
+        office.address,
+        office.open_hours,
+        office.district,
+        office.languages,
+        [line.value for line in office.service_lines] if office.service_lines is not None else None,
+        _EVERY_LINE,
+        district_sent,
+    )
+    [record] = await queries.offices(uow.connection, office_id)
+    log.info("office saved", office_id=office_id)
+    return record
+
+
+async def put_staff(uow: UnitOfWork, staff_id: str, member: StaffInput) -> StaffRecord:
+    """Create the staff member or change them; `active: false` when they leave (never deleted:
+    the audit trail, consents and case histories keep naming the id)."""
+    connection = uow.connection
+    if member.office_id is not None and not await repository.office_exists(connection, member.office_id):
+        raise NotFound("Die Beratungsstelle", "The office")
+    row = await connection.fetchrow(
+        """INSERT INTO staff (staff_id, office_id, display_name, fte, service_lines, active)
+           VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT (staff_id) DO UPDATE SET office_id = $2, display_name = $3, fte = $4, service_lines = $5,
+               active = $6
+           RETURNING *""",
+        staff_id,
+        member.office_id,
+        member.display_name,
+        member.fte,
+        [line.value for line in member.service_lines],
+        member.active,
+    )
+    log.info("staff saved", staff_id=staff_id, active=member.active)
+    return StaffRecord.model_validate(dict(row))
+
+
+async def put_routing_rule(uow: UnitOfWork, rule_id: str, rule: RoutingRuleInput) -> RoutingRuleRecord:
+    """Create the routing rule or replace its data; the next registration is routed by it."""
+    connection = uow.connection
+    if rule.residence_statuses is not None:
+        unknown = await repository.unknown_residence_statuses(connection, rule.residence_statuses)
+        if unknown:
+            raise Invalid.at([(f"residence_statuses.{index}", "unknown_residence_status", {}) for index in unknown])
+    row = await connection.fetchrow(
+        """INSERT INTO routing_rules (rule_id, service_line, min_age, max_age, residence_statuses, unsecured_only,
+               active, description)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+           ON CONFLICT (rule_id) DO UPDATE SET service_line = $2, min_age = $3, max_age = $4,
+               residence_statuses = $5, unsecured_only = $6, active = $7, description = $8
+           RETURNING *""",
+        rule_id,
+        rule.service_line.value,
+        rule.min_age,
+        rule.max_age,
+        rule.residence_statuses,
+        rule.unsecured_only,
+        rule.active,
+        rule.description,
+    )
+    log.info("routing rule saved", rule_id=rule_id, active=rule.active)
+    return RoutingRuleRecord.model_validate(dict(row))

@@ -5,10 +5,11 @@ and values, tested without infrastructure; a rule that says no raises a `knotenp
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 import cologne_phonetics
@@ -173,16 +174,44 @@ def phonetic_codes(*names: str) -> list[str]:
     return codes
 
 
+class HasDuplicateKeys(Protocol):
+    """What the duplicate rule looks at: the name codes and the birth data, nothing else."""
+
+    @property
+    def phonetic_names(self) -> tuple[str, ...]: ...
+    @property
+    def birth(self) -> BirthData: ...
+
+
 @dataclass(frozen=True)
 class DuplicateCandidate:
+    """A registered person within the searcher's reach (shown by name)."""
+
     client_id: str
     phonetic_names: tuple[str, ...]
     birth: BirthData
 
 
-def likely_duplicates(
-    phonetic_names: Iterable[str], birth: BirthData, candidates: Iterable[DuplicateCandidate]
-) -> list[DuplicateCandidate]:
+@dataclass(frozen=True)
+class UnnamedCandidate:
+    """A registered person outside the searcher's reach: only where they are registered and the
+    keys the rule compares, so nothing that names them ever leaves the query."""
+
+    office_id: str
+    phonetic_names: tuple[str, ...]
+    birth: BirthData
+
+
+@dataclass(frozen=True)
+class OfficeCount:
+    office_id: str
+    count: int
+
+
+C = TypeVar("C", bound=HasDuplicateKeys)
+
+
+def likely_duplicates(phonetic_names: Iterable[str], birth: BirthData, candidates: Iterable[C]) -> list[C]:
     """Candidates sharing at least two name codes (or all, for one-part names) and compatible
     birth data: the same date, the same year when one side knows only the year, or unknown."""
     wanted = set(phonetic_names)
@@ -194,6 +223,15 @@ def likely_duplicates(
         if _birth_compatible(birth, candidate.birth):
             found.append(candidate)
     return found
+
+
+def duplicates_by_office(
+    phonetic_names: Iterable[str], birth: BirthData, candidates: Iterable[UnnamedCandidate]
+) -> list[OfficeCount]:
+    """Likely duplicates outside the searcher's reach, pseudonymised: per office only how many,
+    so the counter can ask that office (as SORMAS shows cases outside one's jurisdiction)."""
+    counts = Counter(candidate.office_id for candidate in likely_duplicates(phonetic_names, birth, candidates))
+    return [OfficeCount(office_id, count) for office_id, count in sorted(counts.items())]
 
 
 def _birth_compatible(one: BirthData, other: BirthData) -> bool:

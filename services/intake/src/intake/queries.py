@@ -14,11 +14,12 @@ from intake.schemas import (
     ClientRecord,
     ConsentCheckResult,
     ConsentRecord,
-    DuplicateMatch,
+    DuplicateCheckResult,
     DuplicateSearch,
     OfficeRecord,
     ResidenceStatusRecord,
     RoutingRuleRecord,
+    StaffRecord,
 )
 from knotenpunkt.events import AgencyKind, ConsentPurpose, DataCategory, SharedPersonData
 from knotenpunkt.policy import Action
@@ -31,10 +32,15 @@ async def client_record(connection: asyncpg.Connection, client_id: UUID, actor: 
     return ClientRecord.model_validate({field: row[field] for field in ClientRecord.model_fields})
 
 
-async def duplicates(connection: asyncpg.Connection, search: DuplicateSearch, actor: Actor) -> list[DuplicateMatch]:
-    """Likely duplicates among the persons the actor may search (filtered in the query)."""
+async def duplicates(connection: asyncpg.Connection, search: DuplicateSearch, actor: Actor) -> DuplicateCheckResult:
+    """Likely duplicates: named among the persons the actor may search (filtered in the query),
+    counted per office among the others."""
     birth = BirthData(search.birth_date, search.birth_year or (search.birth_date.year if search.birth_date else None))
-    return await repository.find_duplicates(connection, [search.family_name, search.given_name], birth, actor)
+    names = [search.family_name, search.given_name]
+    return DuplicateCheckResult(
+        candidates=await repository.find_duplicates(connection, names, birth, actor),
+        elsewhere=await repository.duplicates_elsewhere(connection, names, birth, actor),
+    )
 
 
 async def consents(connection: asyncpg.Connection, client_id: UUID, actor: Actor, today: date) -> list[ConsentRecord]:
@@ -87,16 +93,26 @@ async def _person_and_consents(
     return person, [repository.consent(row) for row in rows]
 
 
-async def offices(connection: asyncpg.Connection) -> list[OfficeRecord]:
-    """Offices with their staff."""
-    offices = await connection.fetch("SELECT * FROM offices ORDER BY office_id")
-    staff = await connection.fetch("SELECT * FROM staff ORDER BY staff_id")
+async def offices(connection: asyncpg.Connection, office_id: str | None = None) -> list[OfficeRecord]:
+    """Offices (or the one office) with the staff working there now."""
+    offices = await connection.fetch(
+        "SELECT * FROM offices WHERE $1::text IS NULL OR office_id = $1 ORDER BY office_id", office_id
+    )
+    staff = await connection.fetch(
+        "SELECT * FROM staff WHERE active AND ($1::text IS NULL OR office_id = $1) ORDER BY staff_id", office_id
+    )
     return [
         OfficeRecord.model_validate(
             {**dict(office), "staff": [dict(member) for member in staff if member["office_id"] == office["office_id"]]}
         )
         for office in offices
     ]
+
+
+async def staff(connection: asyncpg.Connection) -> list[StaffRecord]:
+    """Every staff member, network-wide ones and those who left (active: false) included."""
+    rows = await connection.fetch("SELECT * FROM staff ORDER BY staff_id")
+    return [StaffRecord.model_validate(dict(row)) for row in rows]
 
 
 async def residence_statuses(connection: asyncpg.Connection) -> list[ResidenceStatusRecord]:

@@ -18,12 +18,14 @@ from intake.domain import (
     Consent,
     DuplicateCandidate,
     RoutingRule,
+    UnnamedCandidate,
+    duplicates_by_office,
     ensure_changeable,
     ensure_readable,
     likely_duplicates,
     phonetic_codes,
 )
-from intake.schemas import ConsentRecord, DuplicateMatch
+from intake.schemas import ConsentRecord, DuplicateMatch, DuplicatesElsewhere
 from knotenpunkt.errors import Invalid, NotFound
 from knotenpunkt.events import AgencyKind, ConsentPurpose, DataCategory, ServiceLine
 from knotenpunkt.policy import Action, Columns, Record, require, scope
@@ -131,6 +133,57 @@ async def find_duplicates(
         DuplicateMatch.model_validate({key: by_id[match.client_id][key] for key in DuplicateMatch.model_fields})
         for match in matches
     ]
+
+
+async def duplicates_elsewhere(
+    connection: asyncpg.Connection, names: list[str], birth: BirthData, actor: Actor, exclude: UUID | None = None
+) -> list[DuplicatesElsewhere]:
+    """Likely duplicates among the persons the actor may NOT search, counted per office. The
+    query looks at every office but selects only the office and the rule's keys (name codes,
+    birth data): no id, no name leaves the database, so nothing about those persons can reach
+    the answer or the audit entry. An actor who may search everywhere has nothing elsewhere; one
+    who may search nowhere is told nothing."""
+    where, params = scope(
+        actor, Action.CLIENT_SEARCH, Columns(office="office_id", also_offices="case_offices"), first_param=3
+    )
+    if where in ("TRUE", "FALSE"):
+        return []
+    codes = phonetic_codes(*names)
+    # IS NOT TRUE: the complement of the actor's reach, also if a column were ever NULL.
+    rows = await connection.fetch(
+        "SELECT office_id, phonetic_names, birth_date, birth_year FROM clients "
+        "WHERE merged_into IS NULL AND erased_at IS NULL AND phonetic_names && $1::text[] "
+        f"AND ($2::uuid IS NULL OR client_id <> $2) AND ({where}) IS NOT TRUE LIMIT 200",
+        codes,
+        exclude,
+        *params,
+    )
+    counts = duplicates_by_office(
+        codes,
+        birth,
+        [
+            UnnamedCandidate(
+                row["office_id"], tuple(row["phonetic_names"]), BirthData(row["birth_date"], row["birth_year"])
+            )
+            for row in rows
+        ],
+    )
+    return [DuplicatesElsewhere(office_id=count.office_id, count=count.count) for count in counts]
+
+
+# --- reference data -----------------------------------------------------------------------------
+
+
+async def office_exists(connection: asyncpg.Connection, office_id: str) -> bool:
+    return bool(await connection.fetchval("SELECT 1 FROM offices WHERE office_id = $1", office_id))
+
+
+async def unknown_residence_statuses(connection: asyncpg.Connection, codes: list[str]) -> list[int]:
+    """The positions in `codes` of statuses not in the code list."""
+    known = {
+        row["code"] for row in await connection.fetch("SELECT code FROM residence_statuses WHERE code = ANY($1)", codes)
+    }
+    return [index for index, code in enumerate(codes) if code not in known]
 
 
 def consent(row: asyncpg.Record) -> Consent:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Annotated, Literal
 from uuid import UUID
 
 import pycountry
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from intake.domain import MINIMUM_AGE, BirthData
 from knotenpunkt.events import AccessRoute, AgencyKind, ConsentPurpose, DataCategory, Gender, ServiceLine
@@ -52,11 +54,47 @@ register_messages(
             "de": "Ohne Alter ist keine Zuordnung möglich: bitte Geburtsjahr angeben oder Beratungsdienst wählen.",
             "en": "Without an age no service line applies: give a birth year or choose the service line.",
         },
+        # {elsewhere}: empty, or the sentence of `duplicates_elsewhere` naming the other offices.
         "possible_duplicates": {
             "de": "Diese Person ist möglicherweise schon erfasst. Bitte prüfen: bestehende Person verwenden "
-            "oder mit confirm_new=true als neue Person bestätigen.",
+            "oder mit confirm_new=true als neue Person bestätigen.{elsewhere}",
             "en": "This person may already be registered. Please check: use the existing person, "
-            "or confirm as new with confirm_new=true.",
+            "or confirm as new with confirm_new=true.{elsewhere}",
+        },
+        "duplicates_elsewhere": {
+            "de": " Eine wahrscheinlich gleiche Person ist auch in einer Beratungsstelle außerhalb Ihres Bereichs "
+            "erfasst ({offices}); Angaben zur Person zeigen wir dazu nicht. Bitte bei dieser Beratungsstelle "
+            "nachfragen.",
+            "en": " A likely match is also registered at an office outside your reach ({offices}); no details of "
+            "that person are shown. Please ask that office.",
+        },
+        "invalid_reference_id": {
+            "de": "Keine gültige Kennung (Kleinbuchstaben, Ziffern und -; höchstens 63 Zeichen).",
+            "en": "Not a valid id (lower-case letters, digits and -; at most 63 characters).",
+        },
+        "invalid_rule_id": {
+            "de": "Keine gültige Regel-Kennung (Kleinbuchstaben, Ziffern, - und _; höchstens 63 Zeichen).",
+            "en": "Not a valid rule id (lower-case letters, digits, - and _; at most 63 characters).",
+        },
+        "invalid_staff_id_format": {
+            "de": "Keine gültige Kennung der Fachkraft (Buchstaben, Ziffern, . _ @ -; höchstens 100 Zeichen).",
+            "en": "Not a valid staff id (letters, digits, . _ @ -; at most 100 characters).",
+        },
+        "fte_out_of_range": {
+            "de": "Der Stellenanteil muss größer als 0 und höchstens 1 sein.",
+            "en": "The full-time equivalent must be above 0 and at most 1.",
+        },
+        "fte_two_decimals": {
+            "de": "Der Stellenanteil hat höchstens zwei Nachkommastellen (z. B. 0.75).",
+            "en": "The full-time equivalent has at most two decimals (e.g. 0.75).",
+        },
+        "min_age_not_below_max": {
+            "de": "Das Mindestalter muss unter der Altersgrenze liegen (die Grenze zählt nicht mehr dazu).",
+            "en": "The minimum age must be below the age limit (the limit itself is excluded).",
+        },
+        "no_statuses": {
+            "de": "Eine leere Liste träfe auf niemanden zu; für jeden Aufenthaltsstatus das Feld weglassen (null).",
+            "en": "An empty list would match nobody; for any residence status leave the field out (null).",
         },
         "sharing_needs_agency": {
             "de": "Für die Weitergabe bitte eine Partnerstelle oder eine Art von Stelle angeben.",
@@ -340,6 +378,14 @@ class RegisteredClient(BaseModel):
     version: int = Field(description="Version of the record (send it as If-Match with a correction).")
 
 
+class DuplicatesElsewhere(BaseModel):
+    """Likely duplicates at an office outside the searcher's reach: where and how many, nothing
+    about the persons (ask that office)."""
+
+    office_id: str = Field(description="Office where the likely duplicates are registered.")
+    count: int = Field(description="How many likely duplicates are registered there.")
+
+
 class DuplicateMatch(BaseModel):
     """A registered person who may be the same as the one searched for."""
 
@@ -349,6 +395,15 @@ class DuplicateMatch(BaseModel):
     birth_date: date | None = Field(description="Date of birth, if known.")
     birth_year: int | None = Field(description="Year of birth, if known.")
     office_id: str = Field(description="Office where the person registered.")
+
+
+class DuplicateCheckResult(BaseModel):
+    """Likely duplicates: named within the searcher's reach, only counted per office outside it."""
+
+    candidates: list[DuplicateMatch] = Field(description="Likely duplicates at the searcher's offices.")
+    elsewhere: list[DuplicatesElsewhere] = Field(
+        description="Likely duplicates at other offices: only the office and a count, never who."
+    )
 
 
 class ClientRecord(BaseModel):
@@ -448,6 +503,7 @@ class StaffRecord(BaseModel):
     display_name: str = Field(description="Name shown in the user interface.")
     fte: float = Field(description="Full-time equivalent (0 < fte <= 1).")
     service_lines: list[ServiceLine] = Field(description="Service lines the staff member counsels in.")
+    active: bool = Field(default=True, description="Works in the network; false: left (the id stays known).")
 
 
 class OfficeRecord(BaseModel):
@@ -458,7 +514,7 @@ class OfficeRecord(BaseModel):
     district: str | None = Field(description="City district.")
     languages: list[str] = Field(description="ISO 639-1 codes of the languages counselled in.")
     service_lines: list[ServiceLine] = Field(description="Service lines offered.")
-    staff: list[StaffRecord] = Field(description="Who works there.")
+    staff: list[StaffRecord] = Field(description="Who works there (active staff only).")
 
 
 class ResidenceStatusRecord(BaseModel):
@@ -477,3 +533,143 @@ class RoutingRuleRecord(BaseModel):
     unsecured_only: bool = Field(description="Applies only to unsecured residence statuses.")
     active: bool = Field(description="Switched on.")
     description: str = Field(description="What the rule is for.")
+
+
+# --- reference data (admin) -------------------------------------------------------------------
+
+OFFICE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")  # as cases accepts office ids
+RULE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+STAFF_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")  # as cases accepts staff ids
+
+
+def _unique(values: list[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+class OfficeInput(BaseModel):
+    """An office, created or changed. Name, address and opening hours are always sent; district,
+    languages and service lines only when they change (a new office: none, none, every line)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "RSC Marxloh",
+                    "address": "Weseler Straße 80, Duisburg",
+                    "open_hours": "Di 10–12, Do 14–16",
+                    "district": "Marxloh",
+                    "languages": ["de", "tr", "ar"],
+                }
+            ]
+        },
+    )
+
+    name: str = Field(min_length=1, max_length=200, description="Name of the office.")
+    address: str = Field(min_length=1, max_length=300, description="Postal address.")
+    open_hours: str = Field(min_length=1, max_length=300, description="Opening hours.")
+    district: str | None = Field(default=None, max_length=100, description="City district; null clears it.")
+    languages: list[Annotated[str, Field(max_length=10)]] | None = Field(
+        default=None, max_length=30, description="ISO 639-1 codes of the languages counselled in."
+    )
+    service_lines: list[ServiceLine] | None = Field(default=None, max_length=10, description="Service lines offered.")
+
+    @field_validator("languages")
+    @classmethod
+    def known_languages(cls, values: list[str] | None) -> list[str] | None:
+        return None if values is None else _unique([_language(value) for value in values])
+
+    @field_validator("service_lines")
+    @classmethod
+    def distinct_lines(cls, values: list[ServiceLine] | None) -> list[ServiceLine] | None:
+        return None if values is None else list(dict.fromkeys(values))
+
+
+class StaffInput(BaseModel):
+    """A staff member, created or changed. Who leaves is deactivated (active: false), not deleted:
+    the audit trail and case histories keep naming the staff id."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "office_id": "rsc-hamborn",
+                    "display_name": "Fallmanagement Hamborn 3",
+                    "fte": 0.75,
+                    "service_lines": ["MBE", "KIM"],
+                }
+            ]
+        },
+    )
+
+    # Required, even though it may be null: nobody becomes network-wide staff by forgetting a field.
+    office_id: str | None = Field(max_length=100, description="Office the staff member works at; null: network-wide.")
+    display_name: str = Field(min_length=1, max_length=200, description="Name shown in the user interface.")
+    fte: Decimal = Field(description="Full-time equivalent: above 0, at most 1, two decimals.")
+    service_lines: list[ServiceLine] = Field(
+        default_factory=list, max_length=10, description="Service lines counselled in; none for other roles."
+    )
+    active: bool = Field(default=True, description="false: the staff member left (the id stays known).")
+
+    @field_validator("fte")
+    @classmethod
+    def plausible_fte(cls, value: Decimal) -> Decimal:
+        if not value.is_finite() or not Decimal(0) < value <= Decimal(1):
+            raise ValueError("code:fte_out_of_range")
+        # The column keeps two decimals: a third would be rounded away silently.
+        if value != value.quantize(Decimal("0.01")):
+            raise ValueError("code:fte_two_decimals")
+        return value
+
+    @field_validator("service_lines")
+    @classmethod
+    def distinct_lines(cls, values: list[ServiceLine]) -> list[ServiceLine]:
+        return list(dict.fromkeys(values))
+
+
+class RoutingRuleInput(BaseModel):
+    """A routing rule, whole (what is left out takes its default: no bound, any status)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "service_line": "JMD",
+                    "min_age": 12,
+                    "max_age": 27,
+                    "description": "Jugendmigrationsdienst: young people from 12 up to 27",
+                }
+            ]
+        },
+    )
+
+    service_line: ServiceLine = Field(description="The service line the rule routes to.")
+    min_age: int | None = Field(default=None, ge=0, le=130, description="Lowest age (inclusive); null: no bound.")
+    max_age: int | None = Field(default=None, ge=1, le=130, description="Age limit (exclusive); null: no bound.")
+    residence_statuses: list[Annotated[str, Field(max_length=100)]] | None = Field(
+        default=None, max_length=20, description="Statuses the rule applies to (GET /residence-statuses); null: any."
+    )
+    unsecured_only: bool = Field(default=False, description="Applies only to unsecured residence statuses.")
+    active: bool = Field(default=True, description="Switched on.")
+    description: str = Field(min_length=1, max_length=500, description="What the rule is for.")
+
+    @field_validator("max_age")
+    @classmethod
+    def above_min_age(cls, value: int | None, info: ValidationInfo) -> int | None:
+        # The limit is exclusive: a rule from 27 below 27 would match nobody.
+        minimum = info.data.get("min_age")
+        if value is not None and minimum is not None and minimum >= value:
+            raise ValueError("code:min_age_not_below_max")
+        return value
+
+    @field_validator("residence_statuses")
+    @classmethod
+    def some_statuses(cls, values: list[str] | None) -> list[str] | None:
+        if values is not None and not values:
+            raise ValueError("code:no_statuses")
+        return None if values is None else _unique(values)
