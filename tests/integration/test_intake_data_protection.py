@@ -251,7 +251,7 @@ async def test_after_erasure_no_personal_data_of_the_person_is_left_in_intakes_d
     )  # fmt: skip
     assert consent.status_code == 201
     found = await counter.post("/clients/duplicate-check", json={"family_name": "Nwachukwu", "given_name": "Adaeze"})
-    assert [match["client_id"] for match in found.json()] == [keep]
+    assert [match["client_id"] for match in found.json()["candidates"]] == [keep]
 
     values = [
         "Nwachukwu", "Nwachukwo", "Nwachukvu", "Adaeze", "Adaese", "+49 203 999 4711", "+49 176 1234 9876",
