@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from intake.api import build_router
 from intake.app import MIGRATIONS
 from knotenpunkt.db import Database
-from knotenpunkt.testing.apps import check_guarded, secured_api
+from knotenpunkt.testing.apps import SignedIn, check_guarded, secured_api
 from knotenpunkt.testing.identity import Identity
 from knotenpunkt.uow import UnitsOfWork
 
@@ -35,17 +35,9 @@ def intake_app(database: Database, peers: dict | None = None) -> FastAPI:
 async def intake(make_database, identity: Identity) -> AsyncIterator[tuple[As, Database]]:
     """`as_("intake-hochfeld")`: an HTTP client of intake signed in as that demo user."""
     database = await make_database("intake", MIGRATIONS)
-    transport = httpx.ASGITransport(app=intake_app(database))
-    clients: list[httpx.AsyncClient] = []
-
-    def as_(user: str) -> httpx.AsyncClient:
-        headers = identity.headers(user) if user != "nobody" else {}
-        clients.append(httpx.AsyncClient(transport=transport, base_url="http://intake", headers=headers))
-        return clients[-1]
-
+    as_ = SignedIn(intake_app(database), identity, "http://intake")
     yield as_, database
-    for client in clients:
-        await client.aclose()
+    await as_.aclose()
 
 
 def relayed(identity: Identity, service: str, person: str) -> dict[str, str]:
