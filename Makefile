@@ -10,6 +10,8 @@ UV := python3 -m uv
 install:
 	@bash tools/bootstrap.sh
 	@$(UV) sync --locked --quiet
+	@# The web app's CSS and scripts (KERN UX, htmx) and axe-core for its tests, from npm (no CDN).
+	@npm ci --prefix services/web --no-audit --no-fund --silent
 
 ## Start Kafka, PostgreSQL, the four services and the example partner; Ctrl-C stops them.
 up: install

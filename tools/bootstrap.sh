@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the project needs and the machine lacks: Java 17, Maven and PostgreSQL from
-# Debian's packages (as root), uv from PyPI. Used by `make up`, `make test` and CI.
+# Installs what the project needs and the machine lacks: Java 17, Maven, PostgreSQL, npm and
+# Chromium from Debian's packages (as root), uv from PyPI. Used by `make up`, `make test` and CI.
 set -euo pipefail
 
 missing=()
@@ -9,6 +9,9 @@ command -v mvn >/dev/null 2>&1 || missing+=(maven)
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   missing+=(postgresql)
 fi
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+# The web app's browser tests drive Debian's Chromium (never a browser a tool downloads).
+command -v chromium >/dev/null 2>&1 || [ -n "${KP_CHROMIUM:-}" ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing ${missing[*]} ..."

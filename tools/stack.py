@@ -28,7 +28,7 @@ from knotenpunkt.testing.identity import DEMO_PASSWORD
 
 ROOT = Path(__file__).resolve().parents[1]
 REALM_FILE = ROOT / "deploy" / "keycloak" / "knotenpunkt-realm.json"
-SERVICES = {"intake": 8001, "cases": 8002, "referrals": 8003, "stats": 8004}
+SERVICES = {"intake": 8001, "cases": 8002, "referrals": 8003, "stats": 8004, "web": 8000}
 PARTNER_AGENCY = "jobcenter-duisburg"
 # The example partner services `make up` starts: agency id -> how it answers (accept/decline).
 DEFAULT_PARTNERS = {PARTNER_AGENCY: "accept"}
@@ -120,6 +120,8 @@ class Stack:
             **os.environ,
             **urls,
             "KP_HTTP_PORT": str(self.service_ports[name]),
+            # The address people open the web app at (its sign-in returns there).
+            "KP_PUBLIC_URL": self.url("web") if "web" in self.service_ports else "",
             "KP_DATABASE_URL": self.dsns[name],
             "KP_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
             "KP_OIDC_ISSUER": self.oidc_issuer,
@@ -232,7 +234,11 @@ def up(state_dir: Path) -> int:
     pid_file = state_dir / "stack.pid"
     pid_file.write_text(str(os.getpid()))
     print(f"\nKnotenpunkt is up ({time.monotonic() - started:.1f} s).\n")
+    if "web" in stack.service_ports:
+        print(f"  Open {stack.url('web')} and sign in as a demo user below (password '{DEMO_PASSWORD}').\n")
     for name in stack.service_ports:
+        if name == "web":
+            continue
         print(
             f"  {name:<10} {stack.url(name)}   API docs: {stack.url(name)}/docs   ready: {stack.url(name)}/health/ready"
         )

@@ -19,6 +19,7 @@ async def settled(stack: Stack) -> bool:
         finally:
             await connection.close()
     for service in stack.service_ports:
-        if service != "intake" and await group_lag(stack.kafka_bootstrap, f"knotenpunkt.{service}"):
+        # The web app consumes nothing; every other service does.
+        if service != "web" and await group_lag(stack.kafka_bootstrap, f"knotenpunkt.{service}"):
             return False
     return True
