@@ -21,7 +21,7 @@ from knotenpunkt.identity import OidcConfig, TokenVerifier
 from knotenpunkt.logging import configure_logging, get_logger
 from web.auth import LANGUAGE_COOKIE, SignIn, _safe_next
 from web.backend import Backend, Refused, ServiceDown
-from web.pages import start
+from web.pages import admin, cases, dpo, persons, start
 from web.sessions import SessionStore
 from web.settings import WebSettings
 from web.texts import LANGUAGES, pick_language
@@ -89,7 +89,8 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     _install_error_pages(app, web)
     app.include_router(web.sign_in.router())
     app.include_router(_session_routes(web))
-    app.include_router(start.router(web))
+    for pages in (start, persons, cases, dpo, admin):
+        app.include_router(pages.router(web))
     return app
 
 

@@ -29,8 +29,6 @@ NAVIGATION = [
     ("nav_start", "/", None),
     ("nav_find_person", "/persons", {"intake_staff", "case_manager", "office_lead"}),
     ("nav_cases", "/cases", {"case_manager", "office_lead"}),
-    ("nav_inbox", "/inbox", {"agency_staff"}),
-    ("nav_figures", "/figures", {"coordinator", "office_lead"}),
     ("nav_audit", "/audit", {"data_protection_officer"}),
     ("nav_admin", "/admin", {"admin"}),
 ]
