@@ -1,4 +1,4 @@
-# The one image recipe for the four services (intake, cases, referrals, stats). The build argument
+# The one image recipe for the five services (intake, cases, referrals, stats, web). The build argument
 # SERVICE names the workspace member to install and run; HTTP_PORT is the port it listens on,
 # exposes and health-checks. Build from the repository root (the build context is the whole workspace):
 #   docker build --build-arg SERVICE=cases --build-arg HTTP_PORT=8002 -t knotenpunkt-cases .
@@ -30,6 +30,7 @@ COPY services/intake/pyproject.toml services/intake/
 COPY services/cases/pyproject.toml services/cases/
 COPY services/referrals/pyproject.toml services/referrals/
 COPY services/stats/pyproject.toml services/stats/
+COPY services/web/pyproject.toml services/web/
 COPY examples/partner_agency/pyproject.toml examples/partner_agency/
 
 # Declared only here: a build argument invalidates the cache of every RUN after its declaration.
@@ -48,12 +49,20 @@ COPY shared/ shared/
 COPY services/${SERVICE}/ services/${SERVICE}/
 RUN uv sync --locked --no-dev --package "${SERVICE}" --no-editable
 
+# --- assets: the web app's CSS and scripts from npm (KERN UX, htmx), pinned by package-lock.json -
+# Served by the web app itself (no CDN); in the other images they are an unused 10 MB folder.
+FROM node:20-slim AS assets
+WORKDIR /assets
+COPY services/web/package.json services/web/package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund
+
 # --- runtime: only the virtual environment, run as an unprivileged user ------------------------
 FROM ${PYTHON_IMAGE}
 
 RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin knotenpunkt
 
 COPY --from=build /app/.venv /app/.venv
+COPY --from=assets /assets/node_modules /app/web-assets
 
 # Build arguments end at FROM; the runtime stage declares the ones it uses again.
 ARG SERVICE
@@ -64,7 +73,8 @@ ENV PATH="/app/.venv/bin:$PATH" \
     PYTHONUNBUFFERED=1 \
     KNOTENPUNKT_SERVICE=${SERVICE} \
     KP_HTTP_HOST=0.0.0.0 \
-    KP_HTTP_PORT=${HTTP_PORT}
+    KP_HTTP_PORT=${HTTP_PORT} \
+    KP_ASSETS_DIR=/app/web-assets
 
 WORKDIR /app
 USER knotenpunkt

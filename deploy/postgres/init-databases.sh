@@ -6,7 +6,7 @@
 set -euo pipefail
 
 # keycloak: the identity provider's own database.
-for service in intake cases referrals stats keycloak; do
+for service in intake cases referrals stats web keycloak; do
     psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "${POSTGRES_DB:-$POSTGRES_USER}" \
         -v name="$service" <<'SQL'
 CREATE ROLE :"name" LOGIN PASSWORD :'name';
