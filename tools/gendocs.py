@@ -58,6 +58,7 @@ def configuration_markdown() -> str:
     from intake.settings import IntakeSettings
     from referrals.settings import ReferralsSettings
     from stats.settings import StatsSettings
+    from web.settings import WebSettings
 
     lines = [
         "# Configuration",
@@ -66,7 +67,7 @@ def configuration_markdown() -> str:
         f"Every service reads environment variables `{ENV_PREFIX}<FIELD>`; each has a default for local runs.",
         "",
     ]
-    for settings in (IntakeSettings, CasesSettings, ReferralsSettings, StatsSettings):
+    for settings in (IntakeSettings, CasesSettings, ReferralsSettings, StatsSettings, WebSettings):
         lines += [f"## {settings.__name__}", "", "| variable | default | description |", "| --- | --- | --- |"]
         for name, field in settings.model_fields.items():
             lines.append(f"| `{ENV_PREFIX}{name.upper()}` | `{field.default}` | {field.description or ''} |")

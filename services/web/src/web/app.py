@@ -84,8 +84,8 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     app.add_middleware(CorrelationIdMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # Served by the app itself from the npm packages (no CDN): KERN UX, htmx.
-    app.mount("/assets/kern", StaticFiles(directory=settings.assets_dir / "@kern-ux/native/dist"), name="kern")
-    app.mount("/assets/htmx", StaticFiles(directory=settings.assets_dir / "htmx.org/dist"), name="htmx")
+    app.mount("/assets/kern", StaticFiles(directory=settings.assets / "@kern-ux/native/dist"), name="kern")
+    app.mount("/assets/htmx", StaticFiles(directory=settings.assets / "htmx.org/dist"), name="htmx")
     _install_error_pages(app, web)
     app.include_router(web.sign_in.router())
     app.include_router(_session_routes(web))

@@ -30,14 +30,19 @@ class WebSettings(ServiceSettings):
     secure_cookies: bool | None = Field(
         default=None, description="Session cookie only over HTTPS; unset: when public_url is https."
     )
-    assets_dir: Path = Field(
-        default=ASSETS,
-        description="The npm packages the pages use (KERN UX, htmx), installed by `make install` (npm ci).",
+    assets_dir: Path | None = Field(
+        default=None,
+        description="The npm packages the pages use (KERN UX, htmx); empty: services/web/node_modules of the source "
+        "tree, installed by `make install` (npm ci). The image sets /app/web-assets.",
     )
     oidc_client_secret: SecretStr = Field(
         default=SecretStr(""),
         description="The web app's client secret in the realm (empty: the realm file's local default).",
     )
+
+    @property
+    def assets(self) -> Path:
+        return self.assets_dir or ASSETS
 
     @property
     def cookies_secure(self) -> bool:
