@@ -41,6 +41,8 @@ def via(actor: Actor, service: str) -> Actor:
 ROUTES = {
     ("POST", "/clients"): Action.CLIENT_REGISTER,
     ("POST", "/clients/duplicate-check"): Action.CLIENT_SEARCH,
+    ("POST", "/clients/search"): Action.CLIENT_SEARCH,
+    ("POST", "/clients/names"): Action.CLIENT_READ,
     ("GET", "/clients/{client_id}"): Action.CLIENT_READ,
     ("PATCH", "/clients/{client_id}"): Action.CLIENT_CORRECT,
     ("POST", "/clients/{client_id}/merge"): Action.CLIENT_MERGE,

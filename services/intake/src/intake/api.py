@@ -30,8 +30,12 @@ from intake.schemas import (
     ErasureResult,
     Merge,
     MergeResult,
+    NamesRequest,
     OfficeInput,
     OfficeRecord,
+    PersonName,
+    PersonSearch,
+    PersonSearchResult,
     RegisteredClient,
     Registration,
     ResidenceStatusRecord,
@@ -104,6 +108,34 @@ def build_router(units: UnitsOfWork, peers: Mapping[str, ServiceClient] | None =
             found = await queries.duplicates(connection, search, actor)
         # Only the persons shown are named; those counted elsewhere were seen by nobody.
         audit.concerns(request, client_ids=[match.client_id for match in found.candidates])
+        return found
+
+    @router.post(
+        "/clients/search",
+        tags=["clients"],
+        summary="Find persons by (part of) a name, spelling variants (Kölner Phonetik) and birth data, "
+        "among those of your offices",
+    )
+    async def search(
+        search: PersonSearch, request: Request, actor: Annotated[Actor, Depends(allow(Action.CLIENT_SEARCH))]
+    ) -> PersonSearchResult:
+        # A POST, as the duplicate check: what is searched for must not end up in access logs.
+        async with units.read() as connection:
+            found = await queries.search(connection, search, actor)
+        audit.concerns(request, client_ids=[person.client_id for person in found.persons])
+        return found
+
+    @router.post(
+        "/clients/names",
+        tags=["clients"],
+        summary="Names for a page of cases in one call: of the persons you may read, others left out",
+    )
+    async def names(
+        asked: NamesRequest, request: Request, actor: Annotated[Actor, Depends(allow(Action.CLIENT_READ))]
+    ) -> list[PersonName]:
+        async with units.read() as connection:
+            found = await queries.names(connection, asked.client_ids, actor)
+        audit.concerns(request, client_ids=[person.client_id for person in found])
         return found
 
     @router.get("/clients/{client_id}", tags=["clients"], summary="A person's record (staff only)", responses=_GONE)

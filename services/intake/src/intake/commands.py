@@ -5,11 +5,14 @@ their events written to the outbox through `uow.publish`. They raise only domain
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
+from typing import Any
 from uuid import UUID
 
 from intake import queries, repository
 from intake.domain import (
+    BirthData,
     age_band,
     check_correction_version,
     ensure_mergeable,
@@ -162,6 +165,7 @@ async def correct_client(
     check_correction_version(if_match, row["version"])
     sent = correction.model_dump(include=correction.model_fields_set)
     await repository.check_references(connection, None, sent.get("residence_status"))
+    _complete_birth_data(row, sent)
     plan = plan_correction(row, sent)
     if not plan.changes:
         return CorrectionResult(client_id=client_id, version=row["version"], changed=[])
@@ -177,16 +181,43 @@ async def correct_client(
         client_id,
         *values,
     )
-    if plan.shared:
+    shared = dict(plan.shared)
+    if {"birth_date", "birth_year"} & set(plan.changes):
+        # Other services know the person's age band only, never the birth data: told when it moved.
+        today = date.today()
+        before = age_band(BirthData(row["birth_date"], row["birth_year"]).age_on(today))
+        after = age_band(
+            BirthData(
+                plan.changes.get("birth_date", row["birth_date"]), plan.changes.get("birth_year", row["birth_year"])
+            ).age_on(today)
+        )
+        if after is not before:
+            shared["age_band"] = after
+    if shared:
         await uow.publish(
             ClientUpdated(
                 client_id=client_id,
                 updated_at=datetime.now(UTC),
-                changed=tuple(plan.shared),
-                **{key: tuple(value) if isinstance(value, list) else value for key, value in plan.shared.items()},
+                changed=tuple(shared),
+                **{key: tuple(value) if isinstance(value, list) else value for key, value in shared.items()},
             )
         )
     return CorrectionResult(client_id=client_id, version=version, changed=sorted(plan.changes))
+
+
+def _complete_birth_data(row: Mapping[str, Any], sent: dict[str, Any]) -> None:
+    """Keep date and year of birth in agreement, as a registration stores them: a corrected date
+    brings its year; a corrected year must agree with a stored date unless the date is corrected
+    too (or removed, keeping the year); a date removed without a year keeps the stored year."""
+    if "birth_date" in sent:
+        if sent["birth_date"] is not None:
+            sent["birth_year"] = sent["birth_date"].year
+        elif sent.get("birth_year") is None:
+            sent["birth_year"] = row["birth_year"]
+    elif "birth_year" in sent:
+        stored = row["birth_date"]
+        if stored is not None and sent["birth_year"] != stored.year:
+            raise Invalid("birth_year", "birth_year_conflict")
 
 
 async def merge_clients(uow: UnitOfWork, surviving_id: UUID, duplicate_id: UUID) -> MergeResult:

@@ -17,6 +17,10 @@ from intake.schemas import (
     DuplicateCheckResult,
     DuplicateSearch,
     OfficeRecord,
+    PersonMatch,
+    PersonName,
+    PersonSearch,
+    PersonSearchResult,
     ResidenceStatusRecord,
     RoutingRuleRecord,
     StaffRecord,
@@ -41,6 +45,20 @@ async def duplicates(connection: asyncpg.Connection, search: DuplicateSearch, ac
         candidates=await repository.find_duplicates(connection, names, birth, actor),
         elsewhere=await repository.duplicates_elsewhere(connection, names, birth, actor),
     )
+
+
+async def search(connection: asyncpg.Connection, search: PersonSearch, actor: Actor) -> PersonSearchResult:
+    """Persons by (part of) a name and birth data, among those the actor may search."""
+    rows, more = await repository.search_persons(
+        connection, actor, search.name, search.birth_date, search.birth_year, search.limit, search.offset
+    )
+    return PersonSearchResult(persons=[PersonMatch.model_validate(dict(row)) for row in rows], more=more)
+
+
+async def names(connection: asyncpg.Connection, client_ids: list[UUID], actor: Actor) -> list[PersonName]:
+    """Names for a page of cases: of the persons the actor may read, the others left out."""
+    rows = await repository.names_of(connection, list(dict.fromkeys(client_ids)), actor)
+    return [PersonName.model_validate(dict(row)) for row in rows]
 
 
 async def consents(connection: asyncpg.Connection, client_id: UUID, actor: Actor, today: date) -> list[ConsentRecord]:

@@ -171,6 +171,78 @@ async def duplicates_elsewhere(
     return [DuplicatesElsewhere(office_id=count.office_id, count=count.count) for count in counts]
 
 
+_SEARCH_WORDS = 6
+
+
+def _like_pattern(word: str) -> str:
+    """A part of a name, matched anywhere; LIKE's own wildcards in what was typed are plain text."""
+    escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def search_persons(
+    connection: asyncpg.Connection,
+    actor: Actor,
+    name: str | None,
+    birth_date: date | None,
+    birth_year: int | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[asyncpg.Record], bool]:
+    """Persons the actor may search (the filter is in the query) whose name matches every word
+    typed, each by its Kölner Phonetik code (spelling variants, transliterations) or as a part of
+    the family or given name or a variant; and whose birth data fits. Merged and erased records
+    are never found. Returns a page and whether there are more."""
+    conditions = ["merged_into IS NULL", "erased_at IS NULL"]
+    params: list[Any] = []
+
+    def param(value: Any) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    words = [word for word in (name or "").replace(",", " ").split() if word][:_SEARCH_WORDS]
+    for word in words:
+        codes = phonetic_codes(word)
+        pattern = param(_like_pattern(word))
+        phonetic = f"phonetic_names && {param(codes)}::text[] OR " if codes else ""
+        conditions.append(
+            f"({phonetic}family_name ILIKE {pattern} OR given_name ILIKE {pattern} "
+            f"OR array_to_string(name_variants, ' ') ILIKE {pattern})"
+        )
+    if birth_date is not None:
+        # A person known only by the year fits a date of that year.
+        conditions.append(
+            f"(birth_date = {param(birth_date)} OR (birth_date IS NULL AND birth_year = {param(birth_date.year)}))"
+        )
+    if birth_year is not None:
+        conditions.append(f"birth_year = {param(birth_year)}")
+    reach = Columns(office="office_id", also_offices="case_offices")
+    where, scope_params = scope(actor, Action.CLIENT_SEARCH, reach, first_param=len(params) + 1)
+    params.extend(scope_params)
+    conditions.append(f"({where})")
+    rows = await connection.fetch(
+        "SELECT client_id, family_name, given_name, name_variants, birth_date, birth_year, office_id, service_lines "
+        f"FROM clients WHERE {' AND '.join(conditions)} "
+        f"ORDER BY lower(family_name), lower(given_name), client_id LIMIT {int(limit) + 1} OFFSET {int(offset)}",
+        *params,
+    )
+    return list(rows[:limit]), len(rows) > limit
+
+
+async def names_of(connection: asyncpg.Connection, client_ids: list[UUID], actor: Actor) -> list[asyncpg.Record]:
+    """Names of those of these persons the actor may read (the filter is in the query); erased
+    records have none. A record merged into another still carries the person's names."""
+    where, params = scope(
+        actor, Action.CLIENT_READ, Columns(office="office_id", also_offices="case_offices"), first_param=2
+    )
+    return await connection.fetch(
+        "SELECT client_id, family_name, given_name, birth_year FROM clients "
+        f"WHERE client_id = ANY($1::uuid[]) AND erased_at IS NULL AND ({where}) ORDER BY client_id",
+        client_ids,
+        *params,
+    )
+
+
 # --- reference data -----------------------------------------------------------------------------
 
 

@@ -120,6 +120,14 @@ register_messages(
             "de": "Die Daten dieser Person wurden auf ihren Wunsch gelöscht.",
             "en": "This person's data was erased at their request.",
         },
+        "name_required": {
+            "de": "Bitte den Namen angeben; er kann nicht gelöscht werden.",
+            "en": "Please give the name; it cannot be removed.",
+        },
+        "search_needs_criteria": {
+            "de": "Bitte einen Namen, ein Geburtsdatum oder ein Geburtsjahr angeben.",
+            "en": "Please give a name, a date of birth or a year of birth.",
+        },
         "already_merged": {
             "de": "Dieser Datensatz wurde bereits zusammengeführt.",
             "en": "This record has already been merged.",
@@ -291,6 +299,99 @@ class Correction(PersonAttributes):
 
     family_name: str | None = Field(default=None, min_length=1, max_length=200, description="Family name.")
     given_name: str | None = Field(default=None, min_length=1, max_length=200, description="Given name(s).")
+    birth_date: date | None = Field(
+        default=None, description="Corrected date of birth; null keeps only the year (birth_year) known."
+    )
+    birth_year: int | None = Field(
+        default=None, description="Corrected year of birth; with birth_date left out the stored date must agree."
+    )
+
+    @field_validator("family_name", "given_name")
+    @classmethod
+    def name_not_removed(cls, value: str | None) -> str | None:
+        # Sent as null, a name would be emptied: a person is always registered with both names.
+        if value is None:
+            raise ValueError("code:name_required")
+        return value
+
+    @field_validator("birth_date")
+    @classmethod
+    def plausible_birth_date(cls, value: date | None) -> date | None:
+        return Registration.plausible_birth_date(value)
+
+    @field_validator("birth_year")
+    @classmethod
+    def plausible_birth_year(cls, value: int | None) -> int | None:
+        return Registration.plausible_birth_year(value)
+
+    @model_validator(mode="after")
+    def consistent_birth_data(self) -> Correction:
+        if self.birth_date and self.birth_year and self.birth_date.year != self.birth_year:
+            raise ValueError("code:birth_year_conflict")
+        return self
+
+
+class PersonSearch(BaseModel):
+    """A search for persons by (part of) a name and/or birth data; sent as a POST body so names
+    never appear in access logs."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"examples": [{"name": "Hadad Rania", "birth_year": 1990}]},
+    )
+
+    name: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Words of the name in any order: each must match a family or given name or a variant, "
+        "by Kölner Phonetik (spelling variants) or as a part of the name.",
+    )
+    birth_date: date | None = Field(default=None, description="Date of birth (also matches persons with the year).")
+    birth_year: int | None = Field(default=None, ge=1900, le=2100, description="Year of birth.")
+    limit: int = Field(default=50, ge=1, le=50, description="Page size.")
+    offset: int = Field(default=0, ge=0, le=10_000, description="Persons to skip (the next page).")
+
+    @model_validator(mode="after")
+    def something_to_search(self) -> PersonSearch:
+        if not (self.name or self.birth_date or self.birth_year):
+            raise ValueError("code:search_needs_criteria")
+        return self
+
+
+class PersonMatch(BaseModel):
+    """A person found by the search (within the searcher's reach)."""
+
+    client_id: UUID = Field(description="Id of the person.")
+    family_name: str = Field(description="Family name.")
+    given_name: str = Field(description="Given name(s).")
+    name_variants: list[str] = Field(description="Other spellings of the name.")
+    birth_date: date | None = Field(description="Date of birth, if known.")
+    birth_year: int | None = Field(description="Year of birth, if known.")
+    office_id: str = Field(description="Office where the person registered.")
+    service_lines: list[ServiceLine] = Field(description="Service lines the person is routed to.")
+
+
+class PersonSearchResult(BaseModel):
+    persons: list[PersonMatch] = Field(description="Persons found, by family and given name.")
+    more: bool = Field(description="Whether there are more (ask again with offset + limit).")
+
+
+class NamesRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"client_ids": ["3fa85f64-5717-4562-b3fc-2c963f66afa6"]}]}
+    )
+
+    client_ids: list[UUID] = Field(max_length=200, description="The persons of a page of cases (at most 200).")
+
+
+class PersonName(BaseModel):
+    """What a list needs to show who a case is about."""
+
+    client_id: UUID = Field(description="Id of the person (as asked).")
+    family_name: str = Field(description="Family name.")
+    given_name: str = Field(description="Given name(s).")
+    birth_year: int | None = Field(description="Year of birth, if known.")
 
 
 class ConsentInput(BaseModel):
