@@ -29,9 +29,14 @@ from cases.schemas import (
     ChangedPlanGoal,
     ClientExport,
     Closing,
+    ConsultationCorrection,
     ConsultationInput,
+    CorrectedConsultation,
+    GoalChange,
     GoalInput,
     GoalStatusInput,
+    Handover,
+    HandoverInput,
     ReasonCodes,
     RecordedConsultation,
     Reopening,
@@ -234,6 +239,42 @@ def build_router(units: UnitsOfWork, intake: IntakeDirectory) -> APIRouter:
             status_code=201,
         )
 
+    @router.patch(
+        "/cases/{case_id}/consultations/{consultation_id}",
+        response_model=CorrectedConsultation,
+        summary="Correct a recorded consultation (the fields sent change; If-Match required)",
+        dependencies=[Depends(allow(Action.CASE_NOTE))],
+    )
+    async def correct_consultation(
+        case_id: UUID,
+        consultation_id: UUID,
+        correction: ConsultationCorrection,
+        request: Request,
+        if_match: str | None = IF_MATCH,
+    ) -> JSONResponse:
+        return await change(
+            request,
+            f"PATCH /cases/{case_id}/consultations/{consultation_id}",
+            correction.model_dump(mode="json", exclude_unset=True),
+            lambda uow: commands.correct_consultation(uow, case_id, consultation_id, correction, if_match),
+        )
+
+    @router.post(
+        "/cases/{case_id}/handover",
+        response_model=Handover,
+        summary="Hand a JMD case over to MBE in one step: close it, open the MBE case at the chosen office",
+        dependencies=[Depends(allow(Action.CASE_CHANGE))],
+    )
+    async def hand_over(
+        case_id: UUID, handover: HandoverInput, request: Request, if_match: str | None = IF_MATCH
+    ) -> JSONResponse:
+        return await change(
+            request,
+            f"POST /cases/{case_id}/handover",
+            handover,
+            lambda uow: commands.hand_over(uow, case_id, handover, if_match),
+        )
+
     @router.post(
         "/cases/{case_id}/plan/goals",
         status_code=201,
@@ -266,6 +307,22 @@ def build_router(units: UnitsOfWork, intake: IntakeDirectory) -> APIRouter:
             f"POST /cases/{case_id}/plan/goals/{goal_id}/status",
             change_input,
             lambda uow: commands.change_goal_status(uow, case_id, goal_id, change_input, if_match),
+        )
+
+    @router.patch(
+        "/cases/{case_id}/plan/goals/{goal_id}",
+        response_model=ChangedPlanGoal,
+        summary="Edit a goal's topic, target date or description (the fields sent change; If-Match required)",
+        dependencies=[Depends(allow(Action.CASE_CHANGE))],
+    )
+    async def change_goal(
+        case_id: UUID, goal_id: UUID, goal_change: GoalChange, request: Request, if_match: str | None = IF_MATCH
+    ) -> JSONResponse:
+        return await change(
+            request,
+            f"PATCH /cases/{case_id}/plan/goals/{goal_id}",
+            goal_change.model_dump(mode="json", exclude_unset=True),
+            lambda uow: commands.change_goal(uow, case_id, goal_id, goal_change, if_match),
         )
 
     @router.get(

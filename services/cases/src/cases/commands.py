@@ -18,6 +18,7 @@ from cases.domain import (
     CaseStatus,
     ensure_can_assign,
     ensure_can_close,
+    ensure_can_hand_over,
     ensure_can_reopen,
     ensure_goal_transition,
     ensure_no_other_open_case,
@@ -33,6 +34,7 @@ from cases.repository import (
     check_reason,
     check_topics,
     find_case,
+    note_in_history,
     now,
     open_case_in_line,
     record,
@@ -45,16 +47,21 @@ from cases.schemas import (
     CaseOpening,
     ChangedPlanGoal,
     Closing,
+    ConsultationCorrection,
     ConsultationInput,
+    CorrectedConsultation,
+    GoalChange,
     GoalInput,
     GoalStatusInput,
+    Handover,
+    HandoverInput,
     RecordedConsultation,
     Topic,
     TopicInput,
     TransferInput,
 )
 from knotenpunkt.concurrency import check_version
-from knotenpunkt.errors import Conflict, NotFound
+from knotenpunkt.errors import Conflict, Invalid, NotFound
 from knotenpunkt.events import (
     CaseAssigned,
     CaseClosed,
@@ -296,6 +303,135 @@ async def change_goal_status(
     await record(uow, case_id, status_changed)
     version = (await changed(uow.connection, case_id)).version
     return ChangedPlanGoal.model_validate({**dict(row), "version": version})
+
+
+async def correct_consultation(
+    uow: UnitOfWork, case_id: UUID, consultation_id: UUID, correction: ConsultationCorrection, if_match: str | None
+) -> CorrectedConsultation:
+    """Correct a recorded consultation (a wrong day, duration, topic, the note): the fields sent
+    change, the history keeps who corrected which fields when (not the values: notes stay out)."""
+    case = await case_for_update(uow.connection, case_id)
+    # As for recording: notes only on one's own cases (the lead: the office's).
+    _may(uow, Action.CASE_NOTE, case)
+    row = await uow.connection.fetchrow(
+        "SELECT * FROM consultations WHERE consultation_id = $1 AND case_id = $2 FOR UPDATE", consultation_id, case_id
+    )
+    if row is None:
+        raise NotFound("Die Beratung", "The consultation")
+    sent = correction.model_fields_set
+    emptied = [name for name in ConsultationCorrection.REQUIRED if name in sent and getattr(correction, name) is None]
+    if emptied:
+        raise Invalid.at([(name, "field_required", {}) for name in emptied])
+    if correction.topics is not None:
+        await check_topics(uow.connection, correction.topics, "topics")
+    # A correction overwrites what someone else may have corrected meanwhile: If-Match is required.
+    check_version(if_match, case["version"], required=True, what=CASE)
+    ensure_open(CaseStatus(case["status"]))
+    values = {name: getattr(correction, name) for name in sent}
+    if "mode" in values:
+        values["mode"] = correction.mode.value if correction.mode else None
+    changed_fields = sorted(name for name, value in values.items() if row[name] != value)
+    if not changed_fields:
+        raise Invalid(sorted(sent)[0] if sent else "held_on", "nothing_to_change")
+    assignments = ", ".join(f"{name} = ${index}" for index, name in enumerate(changed_fields, start=2))
+    await uow.connection.execute(
+        f"UPDATE consultations SET {assignments} WHERE consultation_id = $1",
+        consultation_id,
+        *(values[name] for name in changed_fields),
+    )
+    # No event of the shared contract says "corrected" yet (ConsultationRecorded is applied once
+    # by its readers), so the correction is kept in the case's history only: which fields, by whom.
+    await note_in_history(
+        uow,
+        case_id,
+        "ConsultationCorrected",
+        {"consultation_id": str(consultation_id), "case_id": str(case_id), "changed": changed_fields},
+    )
+    version = (await changed(uow.connection, case_id)).version
+    return CorrectedConsultation(
+        consultation_id=consultation_id, case_id=case_id, changed=changed_fields, version=version
+    )
+
+
+async def change_goal(
+    uow: UnitOfWork, case_id: UUID, goal_id: UUID, change: GoalChange, if_match: str | None
+) -> ChangedPlanGoal:
+    """Edit a plan goal's topic, target date or description. The goal as it now stands is
+    published again as PlanGoalSet (same goal id and set_at): its readers keep one goal per id
+    and take the newer topic and target date, the status stays as it was."""
+    case = await case_for_update(uow.connection, case_id)
+    _may(uow, Action.CASE_CHANGE, case)
+    goal = await uow.connection.fetchrow(
+        "SELECT * FROM plan_goals WHERE goal_id = $1 AND case_id = $2 FOR UPDATE", goal_id, case_id
+    )
+    if goal is None:
+        raise NotFound("Das Ziel", "The goal")
+    sent = change.model_fields_set
+    if "topic_code" in sent:
+        if change.topic_code is None:
+            raise Invalid("topic_code", "field_required")
+        await check_topics(uow.connection, [change.topic_code], "topic_code")
+    check_version(if_match, case["version"], required=True, what=CASE)
+    ensure_open(CaseStatus(case["status"]))
+    values = {name: getattr(change, name) for name in sent}
+    changed_fields = sorted(name for name, value in values.items() if goal[name] != value)
+    if not changed_fields:
+        raise Invalid(sorted(sent)[0] if sent else "topic_code", "nothing_to_change")
+    assignments = ", ".join(f"{name} = ${index}" for index, name in enumerate(changed_fields, start=3))
+    row = await uow.connection.fetchrow(
+        f"UPDATE plan_goals SET {assignments}, changed_at = $2 WHERE goal_id = $1 RETURNING *",
+        goal_id,
+        now(),
+        *(values[name] for name in changed_fields),
+    )
+    if {"topic_code", "target_date"} & set(changed_fields):
+        await record(
+            uow,
+            case_id,
+            PlanGoalSet(
+                client_id=case["client_id"],
+                goal_id=goal_id,
+                case_id=case_id,
+                topic_code=row["topic_code"],
+                target_date=row["target_date"],
+                set_at=row["set_at"],
+            ),
+        )
+    else:
+        # Only the description (free text, never in an event): the history says that it changed.
+        await note_in_history(uow, case_id, "PlanGoalDescribed", {"goal_id": str(goal_id), "case_id": str(case_id)})
+    version = (await changed(uow.connection, case_id)).version
+    return ChangedPlanGoal.model_validate({**dict(row), "version": version})
+
+
+async def hand_over(uow: UnitOfWork, case_id: UUID, handover: HandoverInput, if_match: str | None) -> Handover:
+    """The young person turned 27 (or the counsellors decided so): the JMD case closes with its
+    reason and an MBE case opens at the chosen office, in one unit of work, so the person is
+    never without a case nor with two. Who may: whoever may close the JMD case (its office lead,
+    its case manager); naming the new case manager is checked as for opening a case by hand."""
+    case = await case_for_update(uow.connection, case_id)
+    _may(uow, Action.CASE_CHANGE, case)
+    await check_reason(uow.connection, "close", handover.reason)
+    check_version(if_match, case["version"], required=True, what=CASE)
+    ensure_can_hand_over(CaseStatus(case["status"]), ServiceLine(case["service_line"]))
+    if handover.case_manager_id is not None:
+        require(uow.actor, Action.CASE_CHANGE, case_record(handover.office_id, handover.case_manager_id))
+    closed = await close(uow, case_id, Closing(reason=handover.reason), if_match)
+    new_case_id = await open_case_for(
+        uow,
+        case["client_id"],
+        ServiceLine.MBE,
+        handover.office_id,
+        case_manager_id=handover.case_manager_id,
+        opened_by_hand=True,
+    )
+    if new_case_id is None:
+        # The person has an open MBE case already: nothing is closed either (the unit rolls back).
+        existing = await open_case_in_line(uow.connection, case["client_id"], ServiceLine.MBE)
+        raise Conflict("open_case_exists", case_id=str(existing))
+    opened = await find_case(uow.connection, new_case_id)
+    assert opened is not None
+    return Handover(closed=closed, opened=opened, version=closed.version)
 
 
 async def add_topic(uow: UnitOfWork, topic: TopicInput) -> Topic:

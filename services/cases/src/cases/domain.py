@@ -51,6 +51,13 @@ def ensure_can_close(status: CaseStatus) -> None:
         raise Conflict("case_already_closed")
 
 
+def ensure_can_hand_over(status: CaseStatus, service_line: ServiceLine) -> None:
+    """The one-step handover closes an open JMD case and opens an MBE case."""
+    ensure_can_close(status)
+    if service_line is not ServiceLine.JMD:
+        raise Conflict("handover_only_jmd")
+
+
 def ensure_can_reopen(status: CaseStatus) -> None:
     if status is CaseStatus.OPEN:
         raise Conflict("case_already_open")

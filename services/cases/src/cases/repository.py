@@ -109,6 +109,22 @@ async def remember_all(
     )
 
 
+async def note_in_history(uow: UnitOfWork, case_id: UUID, what: str, data: dict[str, object]) -> None:
+    """A change of the case that no event of the shared contract describes (a corrected
+    consultation, a goal's new description): kept in the case's history with who did it, but not
+    published (an event type its readers do not know would only end in their dead letters)."""
+    await uow.connection.execute(
+        "INSERT INTO case_history (case_id, event_id, event_type, occurred_at, data, acted_by) "
+        "VALUES ($1, $2, $3, $4, $5, $6)",
+        case_id,
+        uuid.uuid4(),
+        f"knotenpunkt.cases.{what}.local",
+        now(),
+        data,
+        acting_staff(uow),
+    )
+
+
 async def resolve_client(connection: asyncpg.Connection, client_id: UUID) -> UUID:
     """The surviving id of a person whose records may have been merged (possibly more than once)."""
     return (await resolve_clients(connection, [client_id]))[client_id]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -85,6 +85,18 @@ register_messages(
         "invalid_code": {
             "de": "Ein Kürzel aus Kleinbuchstaben, Ziffern und _ (2 bis 63 Zeichen, beginnt mit einem Buchstaben).",
             "en": "A code of lowercase letters, digits and _ (2 to 63 characters, starting with a letter).",
+        },
+        "handover_only_jmd": {
+            "de": "Nur ein Fall der Jugendmigrationsdienste (JMD) wird an die Migrationsberatung (MBE) übergeben.",
+            "en": "Only a youth migration service (JMD) case is handed over to adult migration counselling (MBE).",
+        },
+        "nothing_to_change": {
+            "de": "Bitte mindestens eine Angabe ändern.",
+            "en": "Please change at least one value.",
+        },
+        "field_required": {
+            "de": "Diese Angabe darf nicht leer sein.",
+            "en": "This value must not be empty.",
         },
         "target_date_in_past": {
             "de": "Das Zieldatum liegt in der Vergangenheit.",
@@ -292,6 +304,94 @@ class GoalInput(_Input):
         return value
 
 
+class ConsultationCorrection(_Input):
+    """A correction of a recorded consultation: only the fields sent change (a `note` of null
+    removes the note); who held it stays who recorded it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"duration_minutes": 60, "topics": ["work", "benefits"]}]}
+    )
+
+    held_on: date | None = Field(default=None, description="Day of the consultation.")
+    duration_minutes: int | None = Field(default=None, ge=1, le=600, description="Length in minutes.")
+    topics: list[Annotated[str, Field(max_length=100)]] | None = Field(
+        default=None, min_length=1, max_length=20, description="Counselling topic codes (GET /topics)."
+    )
+    mode: ConsultationMode | None = Field(default=None, description="How it took place.")
+    language: str | None = Field(default=None, max_length=10, description="Language (ISO 639-1); null: none.")
+    interpreter_used: bool | None = Field(default=None, description="Whether an interpreter took part.")
+    family_members_counselled: int | None = Field(default=None, ge=0, le=30, description="Co-counselled members.")
+    note: str | None = Field(default=None, max_length=10_000, description="Free-text note; stays in cases.")
+
+    # Fields that may not be emptied (sending null for them is refused).
+    REQUIRED: ClassVar[tuple[str, ...]] = (
+        "held_on",
+        "duration_minutes",
+        "topics",
+        "mode",
+        "interpreter_used",
+        "family_members_counselled",
+    )
+
+    @field_validator("held_on")
+    @classmethod
+    def not_in_future(cls, value: date | None) -> date | None:
+        if value is not None and value > date.today():
+            raise ValueError("code:held_in_future")
+        return value
+
+    @field_validator("language")
+    @classmethod
+    def iso_639_1(cls, value: str | None) -> str | None:
+        if value is not None and not _LANGUAGE.match(value):
+            raise ValueError("code:invalid_language")
+        return value
+
+
+class GoalChange(_Input):
+    """An edit of a plan goal: only the fields sent change (`target_date` or `description` null
+    removes them)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"target_date": "2099-09-30"}]})
+
+    topic_code: str | None = Field(default=None, max_length=100, description="Counselling topic (GET /topics).")
+    target_date: date | None = Field(default=None, description="When the goal should be reached.")
+    description: str | None = Field(default=None, max_length=2_000, description="Free text; stays in cases.")
+
+    @field_validator("target_date")
+    @classmethod
+    def not_in_past(cls, value: date | None) -> date | None:
+        if value is not None and value < date.today():
+            raise ValueError("code:target_date_in_past")
+        return value
+
+
+class HandoverInput(_Input):
+    """The JMD-to-MBE handover in one step: the JMD case closes, an MBE case opens."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"office_id": "rsc-hamborn", "reason": "handed_over"}]})
+
+    office_id: str = Field(max_length=100, description="Office that runs the new MBE case.")
+    case_manager_id: str | None = Field(
+        default=None,
+        max_length=100,
+        description="Case manager of the new case, if known (a case manager may name only themselves).",
+    )
+    reason: str = Field(
+        default="handed_over", max_length=100, description="Closing reason of the JMD case (GET /reasons)."
+    )
+
+    @field_validator("office_id")
+    @classmethod
+    def valid_office(cls, value: str | None) -> str | None:
+        return office_id(value)
+
+    @field_validator("case_manager_id")
+    @classmethod
+    def valid_manager(cls, value: str | None) -> str | None:
+        return staff_id(value)
+
+
 class GoalStatusInput(_Input):
     model_config = ConfigDict(json_schema_extra={"examples": [{"status": "reached"}]})
 
@@ -360,6 +460,21 @@ class PlanGoal(BaseModel):
 
 class ChangedPlanGoal(PlanGoal):
     version: int = Field(description="The case's new version (its ETag).")
+
+
+class CorrectedConsultation(BaseModel):
+    consultation_id: UUID
+    case_id: UUID
+    changed: list[str] = Field(description="The fields the correction changed.")
+    version: int = Field(description="The case's new version (its ETag).")
+
+
+class Handover(BaseModel):
+    """The closed JMD case and the MBE case opened for the person."""
+
+    closed: Case
+    opened: Case
+    version: int = Field(description="The closed JMD case's new version (its ETag).")
 
 
 class Topic(BaseModel):

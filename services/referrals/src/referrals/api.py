@@ -34,11 +34,14 @@ from referrals.schemas import (
     CompleteInput,
     DeadlineRun,
     DeclineInput,
+    DismissedReferral,
     GapRow,
     InboxReferral,
+    RecordedNeed,
     Referral,
     ReferralInput,
     SentReferral,
+    UnmetNeedInput,
     WithdrawInput,
 )
 
@@ -162,6 +165,42 @@ def build_router(
             lambda uow: commands.withdraw_referral(uow, referral_id, clock),
             scope=f"POST /referrals/{referral_id}/withdraw",
             payload={},
+        )
+
+    @router.post(
+        "/referrals/{referral_id}/dismiss",
+        response_model=DismissedReferral,
+        summary="A declined or expired referral has been followed up: off the action-needed list",
+        tags=["referrals"],
+    )
+    async def dismiss(
+        referral_id: UUID,
+        request: Request,
+        _actor: Annotated[Actor, Depends(allow(Action.REFERRAL_WITHDRAW))],
+    ) -> JSONResponse:
+        return await run_command(
+            units,
+            request,
+            lambda uow: commands.dismiss_referral(uow, referral_id, clock),
+            scope=f"POST /referrals/{referral_id}/dismiss",
+            payload={},
+        )
+
+    @router.post(
+        "/unmet-needs",
+        status_code=201,
+        response_model=RecordedNeed,
+        summary="Record a need no partner can take, without a referral (the gap register)",
+        tags=["gaps"],
+    )
+    async def record_unmet_need(need: UnmetNeedInput, request: Request, _actor: Sender) -> JSONResponse:
+        return await run_command(
+            units,
+            request,
+            lambda uow: commands.record_unmet_need(uow, need, clock),
+            scope="POST /unmet-needs",
+            payload=need,
+            status_code=201,
         )
 
     # --- the network ----------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from knotenpunkt.events import (
     ReferralCompleted,
     ReferralDeclined,
     ReferralSent,
+    UnmetNeedRecorded,
 )
 from knotenpunkt.logging import get_logger
 from knotenpunkt.policy import Action
@@ -28,6 +29,7 @@ from knotenpunkt.uow import UnitOfWork
 from referrals import access, lifecycle
 from referrals.consent_gate import ConsentGate, Recipient
 from referrals.domain import (
+    DISMISSABLE,
     OPEN,
     Answer,
     AnsweredReferral,
@@ -38,7 +40,19 @@ from referrals.domain import (
     gap_cause_of_decline,
     judge_answer,
 )
-from referrals.schemas import ChangedReferral, CompleteInput, DeclineInput, ReferralInput, SentReferral
+from referrals.schemas import (
+    ChangedReferral,
+    CompleteInput,
+    DeclineInput,
+    DismissedReferral,
+    RecordedNeed,
+    ReferralInput,
+    SentReferral,
+    UnmetNeedInput,
+)
+
+# The agency kind of a need for which the case manager could name none.
+UNSPECIFIED_KIND = "unspecified"
 
 log = get_logger("referrals")
 
@@ -118,6 +132,84 @@ async def withdraw_referral(uow: UnitOfWork, referral_id: UUID, clock: Clock) ->
     check_move(Status(row["status"]), Status.WITHDRAWN)
     await lifecycle.withdraw(uow, clock, row, "by_case_manager", by=uow.actor.subject)
     return ChangedReferral(referral_id=referral_id, status=Status.WITHDRAWN)
+
+
+async def dismiss_referral(uow: UnitOfWork, referral_id: UUID, clock: Clock) -> DismissedReferral:
+    """The case manager has followed up a declined or expired referral: it leaves the
+    action-needed list (the referral itself and its status stay). Who may: as for withdrawing."""
+    row = await uow.connection.fetchrow(
+        "SELECT r.status, r.dismissed_at, c.office_id, c.case_manager_id "
+        "FROM referrals r JOIN known_cases c USING (case_id) WHERE r.referral_id = $1 FOR UPDATE OF r",
+        referral_id,
+    )
+    if row is None:
+        raise NotFound("Die Vermittlung", "The referral")
+    access.require_on_case(uow.actor, Action.REFERRAL_WITHDRAW, row["office_id"], row["case_manager_id"])
+    status = Status(row["status"])
+    if status not in DISMISSABLE:
+        raise Conflict("referral_nothing_to_dismiss", current=status.value)
+    if row["dismissed_at"] is not None:
+        raise Conflict("referral_already_dismissed")
+    dismissed_at = clock.now()
+    await uow.connection.execute(
+        "UPDATE referrals SET dismissed_at = $2, dismissed_by = $3 WHERE referral_id = $1",
+        referral_id,
+        dismissed_at,
+        uow.actor.subject,
+    )
+    log.info("referral dismissed", referral_id=str(referral_id))
+    return DismissedReferral(referral_id=referral_id, status=status, dismissed_at=dismissed_at)
+
+
+async def record_unmet_need(uow: UnitOfWork, need: UnmetNeedInput, clock: Clock) -> RecordedNeed:
+    """A need the case manager cannot refer anywhere, in the gap register without a referral.
+    Who may: whoever may send a referral from the case."""
+    connection = uow.connection
+    case = await connection.fetchrow(
+        "SELECT case_id, client_id, office_id, case_manager_id FROM known_cases WHERE case_id = $1", need.case_id
+    )
+    if case is None:
+        raise NotFound("Der Fall", "The case")
+    access.require_on_case(uow.actor, Action.REFERRAL_SEND, case["office_id"], case["case_manager_id"])
+    if await connection.fetchval("SELECT code FROM topic_codes WHERE code = $1", need.topic_code) is None:
+        raise Invalid("topic_code", "unknown_need_topic")
+    need_id = uuid.uuid4()
+    recorded_at = clock.now()
+    kind = need.agency_kind.value if need.agency_kind else UNSPECIFIED_KIND
+    await connection.execute(
+        "INSERT INTO unmet_needs (need_id, referral_id, case_id, topic_code, agency_kind, agency_id, office_id, "
+        "cause, recorded_at, recorded_by) VALUES ($1, NULL, $2, $3, $4, NULL, $5, $6, $7, $8)",
+        need_id,
+        need.case_id,
+        need.topic_code,
+        kind,
+        case["office_id"],
+        need.cause.value,
+        recorded_at,
+        uow.actor.subject,
+    )
+    # The shared contract knows needs only from referrals: the need's own id stands in the
+    # referral_id field (unique all the same; stats keys its copy by it).
+    await uow.publish(
+        UnmetNeedRecorded(
+            client_id=case["client_id"],
+            referral_id=need_id,
+            topic_code=need.topic_code,
+            agency_kind=kind,
+            office_id=case["office_id"],
+            cause=need.cause.value,
+            recorded_at=recorded_at,
+        )
+    )
+    log.info("unmet need recorded", need_id=str(need_id), topic_code=need.topic_code)
+    return RecordedNeed(
+        need_id=need_id,
+        case_id=need.case_id,
+        topic_code=need.topic_code,
+        agency_kind=kind,
+        cause=need.cause,
+        recorded_at=recorded_at,
+    )
 
 
 # --- answers from agencies ------------------------------------------------------------------

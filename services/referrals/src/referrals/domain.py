@@ -69,6 +69,11 @@ def can_move(current: Status, target: Status) -> bool:
     return target in ALLOWED[current]
 
 
+# What the case manager may dismiss from the action-needed list: answers that end the referral
+# and ask them to follow up (an unanswered one is dealt with by withdrawing or waiting).
+DISMISSABLE = frozenset({Status.DECLINED, Status.EXPIRED})
+
+
 def check_move(current: Status, target: Status) -> None:
     """Raise TransitionRefused with the most helpful reason when `current -> target` is impossible."""
     if can_move(current, target):
@@ -122,8 +127,11 @@ def deadlines(sent_at: datetime, response_days: int, clock: Clock) -> Deadlines:
     return Deadlines(remind_at=sent_at + clock.days(response_days / 2), due_at=sent_at + clock.days(response_days))
 
 
-def needs_action(status: Status, remind_at: datetime, now: datetime) -> str | None:
-    """Why the case manager should look at this referral now, or None."""
+def needs_action(status: Status, remind_at: datetime, now: datetime, dismissed: bool = False) -> str | None:
+    """Why the case manager should look at this referral now, or None (also once they dismissed
+    a declined or expired one: they have dealt with it)."""
+    if dismissed:
+        return None
     if status == Status.SENT and now >= remind_at:
         return "no_answer_yet"
     if status == Status.DECLINED:

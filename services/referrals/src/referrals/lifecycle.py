@@ -86,8 +86,8 @@ async def record_gap(uow: UnitOfWork, clock: Clock, referral: Mapping[str, Any],
     """
     now = clock.now()
     inserted = await uow.connection.fetchval(
-        "INSERT INTO unmet_needs (referral_id, topic_code, agency_kind, agency_id, office_id, cause, recorded_at) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (referral_id) DO NOTHING RETURNING true",
+        "INSERT INTO unmet_needs (need_id, referral_id, topic_code, agency_kind, agency_id, office_id, cause, "
+        "recorded_at) VALUES ($1, $1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING true",
         referral["referral_id"],
         referral["topic_code"],
         referral["kind"],

@@ -30,12 +30,13 @@ from referrals.schemas import (
 _REFERRAL_COLUMNS = (
     "r.referral_id, r.case_id, r.client_id, r.agency_id, r.topic_code, r.office_id, r.status, r.sent_at, "
     "r.remind_at, r.due_at, r.answered_at, r.decline_reason, r.completed_at, r.outcome, r.closed_at, "
-    "r.withdraw_reason, c.case_manager_id"
+    "r.withdraw_reason, r.dismissed_at, c.case_manager_id"
 )
 
 
 def _referral(row: asyncpg.Record, now: datetime) -> Referral:
-    return Referral(**dict(row), action_needed=needs_action(Status(row["status"]), row["remind_at"], now))
+    dismissed = row["dismissed_at"] is not None
+    return Referral(**dict(row), action_needed=needs_action(Status(row["status"]), row["remind_at"], now, dismissed))
 
 
 async def get_referral(connection: asyncpg.Connection, actor: Actor, referral_id: UUID, now: datetime) -> Referral:
@@ -68,7 +69,10 @@ async def list_referrals(
     conditions.append("($3::text IS NULL OR r.office_id = $3)")
     conditions.append("($4::text[] IS NULL OR r.status = ANY($4::text[]))")
     if action_needed:
-        conditions.append("((r.status = 'sent' AND r.remind_at <= $5) OR r.status IN ('declined', 'expired'))")
+        conditions.append(
+            "((r.status = 'sent' AND r.remind_at <= $5) OR r.status IN ('declined', 'expired')) "
+            "AND r.dismissed_at IS NULL"
+        )
     else:
         conditions.append("$5::timestamptz IS NOT NULL")
     allowed, allowed_params = access.read_scope(actor, first_param=7)

@@ -70,6 +70,19 @@ register_messages(
             "de": "„{value}“ ist doppelt angegeben.",
             "en": "'{value}' is given twice.",
         },
+        "referral_nothing_to_dismiss": {
+            "de": "Nur eine abgelehnte oder abgelaufene Vermittlung kann als erledigt markiert werden "
+            "(Status „{current}“).",
+            "en": "Only a declined or expired referral can be marked as dealt with (status '{current}').",
+        },
+        "referral_already_dismissed": {
+            "de": "Diese Vermittlung ist bereits als erledigt markiert.",
+            "en": "This referral is already marked as dealt with.",
+        },
+        "unknown_need_topic": {
+            "de": "Unbekanntes Themenkürzel (bekannt sind die Themen der Fallbearbeitung, z. B. housing).",
+            "en": "Unknown topic code (known are the topics of case management, e.g. housing).",
+        },
         "period_reversed": {
             "de": "Das Ende des Zeitraums liegt vor seinem Anfang.",
             "en": "The end of the period is before its start.",
@@ -102,6 +115,42 @@ class WithdrawInput(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{}]})
 
 
+class NeedCause(StrEnum):
+    NO_AGENCY = "no_agency"
+    NO_CAPACITY = "no_capacity"
+
+
+class UnmetNeedInput(BaseModel):
+    """A need the case manager cannot refer anywhere: no partner offers the topic (`no_agency`),
+    or the partners are known to be full (`no_capacity`)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {"case_id": "3fa85f64-5717-4562-b3fc-2c963f66afa6", "topic_code": "housing", "cause": "no_capacity"}
+            ]
+        },
+    )
+
+    case_id: UUID = Field(description="The case the need came up in.")
+    topic_code: str = Field(min_length=1, max_length=100, description="Counselling topic of the need.")
+    cause: NeedCause = Field(description="Why it cannot be referred.")
+    agency_kind: AgencyKind | None = Field(
+        default=None, description="The kind of agency that would take it, if one can be named."
+    )
+
+
+class RecordedNeed(BaseModel):
+    need_id: UUID
+    case_id: UUID
+    topic_code: str
+    agency_kind: str
+    cause: NeedCause
+    recorded_at: datetime
+
+
 class DeclineInput(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "no_capacity"}]})
 
@@ -131,6 +180,9 @@ class Referral(BaseModel):
     outcome: str | None
     closed_at: datetime | None
     withdraw_reason: str | None
+    dismissed_at: datetime | None = Field(
+        default=None, description="When the case manager took it off the action-needed list."
+    )
     case_manager_id: str | None = None
     action_needed: str | None = Field(
         default=None, description="Why the case manager should look at it now: no_answer_yet, declined, expired."
@@ -292,3 +344,9 @@ class ClientReferrals(BaseModel):
     client_id: UUID
     merged_client_ids: list[UUID] = Field(description="Ids of records merged into this person's.")
     referrals: list[ReferralExport]
+
+
+class DismissedReferral(ChangedReferral):
+    """A declined or expired referral taken off the action-needed list."""
+
+    dismissed_at: datetime
