@@ -6,6 +6,7 @@ screen is checked with axe-core."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from collections.abc import AsyncIterator
@@ -40,12 +41,15 @@ async def screenshot(page: Page, name: str) -> None:
     """Into KP_SCREENSHOTS (a folder) when set: normal runs write nothing into the repository."""
     folder = os.environ.get("KP_SCREENSHOTS")
     if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(Path(folder).mkdir, parents=True, exist_ok=True)
         await page.screenshot(path=str(Path(folder) / name), full_page=True)
 
 
 async def no_serious_problems(page: Page) -> None:
+    """axe-core finds nothing serious; the page's load time is printed for the note (-s)."""
     assert await serious_accessibility_problems(page) == [], page.url
+    took = await page.evaluate("performance.getEntriesByType('navigation')[0]?.duration ?? 0")
+    print(f"page {re.sub(r'[0-9a-f-]{36}', '{id}', page.url.split('?')[0])}: {took:.0f} ms, axe clean")
 
 
 async def search(page: Page, family_name: str, given_name: str = "") -> None:
@@ -89,8 +93,8 @@ async def test_intake_staff_search_register_meet_a_duplicate_give_consent_and_co
     assert "reg-nationalities-error" in (await field.get_attribute("aria-describedby") or "")
     await expect(page.get_by_label("Kinder")).to_have_value("2")  # what was typed stays
     await no_serious_problems(page)
-    await page.get_by_label("Staatsangehörigkeiten").fill("NG")
     await screenshot(page, "person-register.png")
+    await page.get_by_label("Staatsangehörigkeiten").fill("NG")
     await page.get_by_role("button", name="Person anmelden").click()
 
     # The person's page shows where the routing put them.
@@ -137,7 +141,7 @@ async def test_intake_staff_search_register_meet_a_duplicate_give_consent_and_co
     await screenshot(page, "person.png")
 
     # The birth date corrected (with the record's ETag).
-    await page.get_by_text("Angaben korrigieren", exact=True).last.click()
+    await page.get_by_text("Korrekturformular öffnen").click()
     await page.locator("#fix-birth_date").fill("1995-04-14")
     await page.get_by_role("button", name="Korrektur speichern").click()
     await expect(page.get_by_test_id("notice")).to_have_text("Die Angaben sind korrigiert.")
@@ -185,7 +189,7 @@ async def test_a_stale_correction_says_changed_meanwhile_and_the_case_manager_se
         await second.goto(person_url)
         await first.goto(person_url)
         for opened in (first, second):
-            await opened.get_by_text("Angaben korrigieren", exact=True).last.click()
+            await opened.get_by_text("Korrekturformular öffnen").click()
         await first.locator("#fix-phone").fill("+49 203 111")
         await first.get_by_role("button", name="Korrektur speichern").click()
         await expect(first.get_by_test_id("notice")).to_have_text("Die Angaben sind korrigiert.")

@@ -9,6 +9,7 @@ with POST, never in a URL (URLs end in access logs); nothing personal is logged 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import uuid
@@ -261,6 +262,7 @@ register(
         "persons_give_consent": {"de": "Einwilligung erfassen", "en": "Record a consent"},
         "persons_give_consent_button": {"de": "Einwilligung erfassen", "en": "Record the consent"},
         "persons_correct": {"de": "Angaben korrigieren", "en": "Correct the record"},
+        "persons_correct_open": {"de": "Korrekturformular öffnen", "en": "Open the correction form"},
         "persons_correct_button": {"de": "Korrektur speichern", "en": "Save the correction"},
         "persons_actions": {"de": "Aktion", "en": "Action"},
         "persons_unknown": {"de": "unbekannt", "en": "unknown"},
@@ -322,8 +324,9 @@ def router(web: WebApp) -> APIRouter:
         choices = await _choices(web, visitor)
         if form.get("prefill"):
             # From the search: the form, with what was searched for.
-            values = _texts(form, ("family_name", "given_name", "birth_date", "birth_year"))
-            values["form_id"] = str(uuid.uuid4())
+            values: dict[str, Any] = _texts(form, ("family_name", "given_name", "birth_date", "birth_year"))
+            # Nothing chosen for the person before they say: "not stated", "unknown".
+            values.update(form_id=str(uuid.uuid4()), gender="not_stated", residence_status="unknown")
             return _register_page(web, request, visitor, choices, values)
         values = _record_values(form)
         values["form_id"] = _form_id(form)
@@ -535,14 +538,13 @@ async def _person_page(
     if str(record["client_id"]) != str(client_id):
         # A merged record: its person lives on under the surviving id.
         return RedirectResponse(f"/persons/{record['client_id']}", status_code=303)  # type: ignore[return-value]
-    consents = await web.backend.get(visitor, "intake", f"/clients/{client_id}/consents")
-    choices = await _choices(web, visitor)
-    cases, cases_note = await _cases(web, visitor, client_id)
-    agencies: list[dict[str, Any]] = []
-    try:
-        agencies = [a for a in await web.backend.get(visitor, "referrals", "/agencies") if a.get("active", True)]
-    except (Refused, ServiceDown):
-        agencies = []  # the form then offers the kinds of agency only
+    # The rest only once the person may be seen, asked of the services at the same time.
+    consents, choices, (cases, cases_note), agencies = await asyncio.gather(
+        web.backend.get(visitor, "intake", f"/clients/{client_id}/consents"),
+        _choices(web, visitor),
+        _cases(web, visitor, client_id),
+        _agencies(web, visitor),
+    )
     shown = correction if correction is not None else _values_of_record(record)
     consent_values = consent or {
         "purpose": "",
@@ -593,11 +595,21 @@ async def _cases(web: WebApp, visitor: Visitor, client_id: UUID) -> tuple[list[d
         return [], "persons_service_unavailable"
 
 
+async def _agencies(web: WebApp, visitor: Visitor) -> list[dict[str, Any]]:
+    """The partner agencies a consent may name (active ones); without an answer, none (the form
+    then offers the kinds of agency only)."""
+    try:
+        return [a for a in await web.backend.get(visitor, "referrals", "/agencies") if a.get("active", True)]
+    except (Refused, ServiceDown):
+        return []
+
+
 async def _choices(web: WebApp, visitor: Visitor) -> dict[str, Any]:
     """Options of the forms: offices (the visitor's to register at), residence statuses, genders,
     access routes, in the visitor's language."""
-    offices = await web.backend.get(visitor, "intake", "/offices")
-    statuses = await web.backend.get(visitor, "intake", "/residence-statuses")
+    offices, statuses = await asyncio.gather(
+        web.backend.get(visitor, "intake", "/offices"), web.backend.get(visitor, "intake", "/residence-statuses")
+    )
     label = "label_de" if visitor.language == "de" else "label_en"
     return {
         "office_names": {office["office_id"]: office["name"] for office in offices},
