@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 import pycountry
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, WithJsonSchema, field_validator, model_validator
 
 from intake.domain import MINIMUM_AGE, BirthData
 from knotenpunkt.events import AccessRoute, AgencyKind, ConsentPurpose, DataCategory, Gender, ServiceLine
@@ -709,7 +709,11 @@ class StaffInput(BaseModel):
     # Required, even though it may be null: nobody becomes network-wide staff by forgetting a field.
     office_id: str | None = Field(max_length=100, description="Office the staff member works at; null: network-wide.")
     display_name: str = Field(min_length=1, max_length=200, description="Name shown in the user interface.")
-    fte: Decimal = Field(description="Full-time equivalent: above 0, at most 1, two decimals.")
+    # A number in JSON (a Decimal here, so 0.75 stays 0.75); the validator below gives the range and
+    # the two decimals their own messages.
+    fte: Annotated[
+        Decimal, WithJsonSchema({"type": "number", "exclusiveMinimum": 0, "maximum": 1, "multipleOf": 0.01})
+    ] = Field(description="Full-time equivalent: above 0, at most 1, two decimals.")
     service_lines: list[ServiceLine] = Field(
         default_factory=list, max_length=10, description="Service lines counselled in; none for other roles."
     )
