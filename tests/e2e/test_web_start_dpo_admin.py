@@ -7,11 +7,12 @@ checked with axe-core."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date
 from pathlib import Path
 
@@ -20,10 +21,17 @@ import pytest
 from playwright.async_api import Browser, Page
 
 from knotenpunkt.testing.fixtures import eventually
+from knotenpunkt.testing.identity import Identity
 from tests.e2e.browser import launch, serious_accessibility_problems, sign_in
 from tools.stack import Stack
 
 pytestmark = pytest.mark.e2e
+
+# An agency answering through the web inbox (its staff sign in as agency-<id>).
+INBOX_AGENCY = "sozialamt-duisburg"
+
+# A page signed in as (username, web address), each in its own browser context.
+SignedIn = Callable[[str, str], Awaitable[Page]]
 
 
 def invented_name() -> str:
@@ -36,7 +44,7 @@ async def screenshot(page: Page, name: str) -> None:
     """Only when asked (KP_SCREENSHOTS=<folder>): a normal run writes nothing into the repository."""
     folder = os.environ.get("KP_SCREENSHOTS")
     if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
+        # Playwright creates the folder.
         await page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
 
 
@@ -47,7 +55,7 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 @pytest.fixture
-async def person_of(browser: Browser):  # noqa: ANN201 - a factory of signed-in pages
+async def person_of(browser: Browser) -> AsyncIterator[SignedIn]:
     """`await person_of("staff-hamborn-2")`: a page signed in as that person, in its own browser context."""
     contexts = []
 
@@ -63,7 +71,7 @@ async def person_of(browser: Browser):  # noqa: ANN201 - a factory of signed-in 
         await context.close()
 
 
-async def register(stack: Stack, identity, office: str, family_name: str, given_name: str) -> str:  # noqa: ANN001
+async def register(stack: Stack, identity: Identity, office: str, family_name: str, given_name: str) -> str:
     async with httpx.AsyncClient(timeout=15, auth=identity.auth(f"intake-{office}")) as reception:
         answer = await reception.post(
             f"{stack.url('intake')}/clients",
@@ -80,8 +88,8 @@ async def register(stack: Stack, identity, office: str, family_name: str, given_
     return answer.json()["client_id"]
 
 
-async def registered_and_assigned(stack: Stack, identity, case_manager: str) -> tuple[str, str]:  # noqa: ANN001
-    """A person registered at Hamborn, their case assigned to the case manager: (client id, name)."""
+async def registered_and_assigned(stack: Stack, identity: Identity, case_manager: str) -> tuple[str, str, str]:
+    """A person registered at Hamborn, their case assigned to the case manager: (client id, name, case id)."""
     family_name, given_name = invented_name(), "Amira"
     client_id = await register(stack, identity, "hamborn", family_name, given_name)
     cases = stack.url("cases")
@@ -91,7 +99,7 @@ async def registered_and_assigned(stack: Stack, identity, case_manager: str) -> 
             listed = (await lead.get(f"{cases}/cases", params={"client_id": client_id})).json()
             return listed[0] if listed else None
 
-        case = await eventually(opened)
+        case = await eventually(opened, interval_s=0.5)  # every poll is an audited read
         url = f"{cases}/cases/{case['case_id']}"
         assigned = await lead.post(
             f"{url}/assign",
@@ -99,21 +107,63 @@ async def registered_and_assigned(stack: Stack, identity, case_manager: str) -> 
             headers={"If-Match": (await lead.get(url)).headers["ETag"]},
         )
         assert assigned.status_code == 200, assigned.text
-    return client_id, f"{family_name}, {given_name}"
+    return client_id, f"{family_name}, {given_name}", case["case_id"]
 
 
-async def test_start_page_audit_export_and_erasure(stack: Stack, identity, person_of) -> None:  # noqa: ANN001
+async def declined_referral(stack: Stack, identity: Identity, client_id: str, case_id: str, manager: str) -> str:
+    """The case manager refers the person to the social welfare office, which declines."""
+    today = date.today().isoformat()
+    async with (
+        httpx.AsyncClient(timeout=15, auth=identity.auth(manager)) as case_manager,
+        httpx.AsyncClient(timeout=15, auth=identity.auth(f"agency-{INBOX_AGENCY}")) as agency,
+    ):
+        consent = await case_manager.post(
+            f"{stack.url('intake')}/clients/{client_id}/consents",
+            json={"purpose": "sharing", "agency_kind": "sozialamt", "data_categories": ["name", "topic"],
+                  "text_version": "2026-01", "given_on": today},
+        )  # fmt: skip
+        assert consent.status_code == 201, consent.text
+
+        async def sent() -> dict | None:
+            answer = await case_manager.post(
+                f"{stack.url('referrals')}/referrals",
+                json={"case_id": case_id, "agency_id": INBOX_AGENCY, "topic_code": "debts"},
+            )
+            return answer.json() if answer.status_code == 201 else None
+
+        # Until referrals has heard of the case (and its assignment) it answers 404: asked again,
+        # without an Idempotency-Key (a key would replay that first answer).
+        referral = await eventually(sent, interval_s=0.5)
+        declined = await agency.post(
+            f"{stack.url('referrals')}/inbox/{INBOX_AGENCY}/referrals/{referral['referral_id']}/decline",
+            json={"reason": "no_capacity"},
+        )
+        assert declined.status_code == 200, declined.text
+    return referral["referral_id"]
+
+
+async def test_start_page_audit_export_and_erasure(stack: Stack, identity: Identity, person_of: SignedIn) -> None:
     web = stack.url("web")
-    client_id, name = await registered_and_assigned(stack, identity, "staff-hamborn-2")
+    client_id, name, case_id = await registered_and_assigned(stack, identity, "staff-hamborn-2")
+    await declined_referral(stack, identity, client_id, case_id, "staff-hamborn-2")
 
-    # The case manager's start page: the open case with the person's name, linked to the case.
+    # The case manager's start page: the open case with the person's name, linked to the case;
+    # the declined referral to follow up.
     manager = await person_of("staff-hamborn-2", web)
     cases_table = manager.get_by_test_id("my-cases")
     assert name in await cases_table.inner_text()
-    assert await manager.locator("h2", has_text="Was zu tun ist").count() == 1
+    assert await cases_table.get_by_role("link", name=name).get_attribute("href") == f"/cases/{case_id}"
     assert "RSC Hamborn" in await manager.get_by_test_id("office-hours").inner_text()
+    to_follow_up = manager.get_by_test_id("referrals-action").locator("tr", has_text=name)
+    assert "Abgelehnt – nachfassen" in await to_follow_up.inner_text()
     assert await serious_accessibility_problems(manager) == []
     await screenshot(manager, "start")
+
+    # Followed up: marked as dealt with, it leaves the list.
+    await to_follow_up.get_by_role("button", name="als erledigt markieren").click()
+    await manager.wait_for_url(f"{web}/?done=dismissed")
+    assert "Als erledigt markiert" in await manager.get_by_role("status").inner_text()
+    assert await manager.get_by_test_id("referrals-action").locator("tr", has_text=name).count() == 0
 
     # The data protection officer: who accessed her (the case manager's list read her case).
     dpo = await person_of("dpo", web)
@@ -123,6 +173,7 @@ async def test_start_page_audit_export_and_erasure(stack: Stack, identity, perso
     trail = dpo.get_by_test_id("audit-trail")
     assert await trail.locator('[data-actor="staff-hamborn-2"]').count() >= 1
     assert await trail.locator('[data-actor="intake-hamborn"]').count() >= 1  # who registered her
+    assert "staff-hamborn-2" in await dpo.get_by_test_id("audit-who").inner_text()
     assert await serious_accessibility_problems(dpo) == []
     await screenshot(dpo, "dpo")
 
@@ -131,7 +182,7 @@ async def test_start_page_audit_export_and_erasure(stack: Stack, identity, perso
         await dpo.get_by_test_id("export-json").click()
     download = await downloading.value
     assert download.suggested_filename == f"auskunft-{client_id}.json"
-    exported = json.loads(Path(await download.path()).read_text())
+    exported = json.loads(await asyncio.to_thread(Path(await download.path()).read_text))
     assert exported["client_id"] == client_id and exported["incomplete"] == []
     await dpo.get_by_test_id("export-html").click()
     assert name.split(",")[0] in await dpo.locator("body").inner_text()
@@ -162,8 +213,8 @@ async def test_start_page_audit_export_and_erasure(stack: Stack, identity, perso
 
 
 async def test_the_admin_changes_opening_hours_that_the_offices_case_managers_see(
-    stack: Stack, person_of
-) -> None:  # noqa: ANN001
+    stack: Stack, person_of: SignedIn
+) -> None:
     web = stack.url("web")
     hours = f"Mo 9–12, Mi 14–17 ({uuid.uuid4().hex[:6]})"
     admin = await person_of("admin", web)
@@ -205,7 +256,7 @@ async def test_the_admin_changes_opening_hours_that_the_offices_case_managers_se
         assert await serious_accessibility_problems(admin) == [], section
 
 
-async def test_a_case_manager_is_refused_the_audit_and_admin_pages(stack: Stack, person_of) -> None:  # noqa: ANN001
+async def test_a_case_manager_is_refused_the_audit_and_admin_pages(stack: Stack, person_of: SignedIn) -> None:
     web = stack.url("web")
     manager = await person_of("staff-hochfeld-2", web)
     for path in ("/audit", "/admin", "/admin/offices/rsc-hochfeld", "/audit/erase"):
@@ -214,3 +265,30 @@ async def test_a_case_manager_is_refused_the_audit_and_admin_pages(stack: Stack,
         assert await manager.locator("h1").inner_text() == "Kein Zugriff"
         assert "Ihre Rolle erlaubt das nicht" in await manager.locator("main").inner_text()
     assert await serious_accessibility_problems(manager) == []
+
+
+async def test_each_roles_start_page_leads_to_its_work(stack: Stack, person_of: SignedIn) -> None:
+    web = stack.url("web")
+    expectations = {
+        "intake-hamborn": ("Person suchen", "/persons"),
+        "dpo": ("Zugriffe und Auskunft", "/audit"),
+        "admin": ("Zu den Stammdaten", "/admin"),
+    }
+    for username, (link, path) in expectations.items():
+        page = await person_of(username, web)
+        assert await page.get_by_role("link", name=link).get_attribute("href") == path, username
+        assert await serious_accessibility_problems(page) == [], username
+
+    # The office lead: the office's work and the reports; a report downloads as a file.
+    lead = await person_of("lead-hamborn", web)
+    assert await lead.locator("h2", has_text="Was zu tun ist").count() == 1
+    assert await lead.locator("h2", has_text="Zahlen und Berichte").count() == 1
+    assert await serious_accessibility_problems(lead) == []
+    coordinator = await person_of("coordinator", web)
+    form = coordinator.locator("form[action$='/download']").first
+    await form.get_by_label("Format").select_option("csv")
+    async with coordinator.expect_download() as downloading:
+        await form.get_by_role("button").click()
+    download = await downloading.value
+    assert download.suggested_filename.endswith(".csv")
+    assert await serious_accessibility_problems(coordinator) == []

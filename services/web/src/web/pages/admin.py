@@ -116,7 +116,6 @@ register(
         "admin_topic_own": {"de": "eigenes", "en": "own"},
         "admin_topic_origin": {"de": "Herkunft", "en": "Origin"},
         "admin_form_errors_title": {"de": "Bitte korrigieren Sie:", "en": "Please correct:"},
-        "admin_form_error_general": {"de": "Die Angaben wurden nicht angenommen.", "en": "The entries were not accepted."},
         "admin_required_mark": {"de": "Pflichtfeld", "en": "required"},
         # fields
         "admin_f_office_id": {"de": "Kennung der Dienststelle", "en": "Office id"},
@@ -169,7 +168,10 @@ register(
         "admin_line_JMD": {"de": "JMD – Jugendmigrationsdienst", "en": "JMD – youth migration service"},
         "admin_line_MBE": {"de": "MBE – Migrationsberatung Erwachsene", "en": "MBE – migration counselling for adults"},
         "admin_line_REFUGEE": {"de": "Flüchtlingsberatung", "en": "Refugee counselling"},
-        "admin_line_KIM": {"de": "KIM – Kommunales Integrationsmanagement", "en": "KIM – municipal integration management"},
+        "admin_line_KIM": {
+            "de": "KIM – Kommunales Integrationsmanagement",
+            "en": "KIM – municipal integration management",
+        },
         **{
             f"admin_agency_kind_{kind.value}": {"de": kind.value.replace("_", " "), "en": kind.value.replace("_", " ")}
             for kind in AgencyKind
@@ -330,7 +332,10 @@ KINDS: dict[str, Kind] = {
                 Field("min_age", kind="number", hint="admin_f_age_hint"),
                 Field("max_age", kind="number", hint="admin_f_age_hint"),
                 Field(
-                    "residence_statuses", kind="checks", options="residence_statuses", hint="admin_f_residence_statuses_hint"
+                    "residence_statuses",
+                    kind="checks",
+                    options="residence_statuses",
+                    hint="admin_f_residence_statuses_hint",
                 ),
                 Field("unsecured_only", kind="checkbox"),
                 Field("active", kind="checkbox"),

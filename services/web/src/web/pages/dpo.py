@@ -68,6 +68,11 @@ register(
             "en": "These services did not answer, their entries are missing: {services}.",
         },
         "dpo_col_when": {"de": "Wann", "en": "When"},
+        "dpo_who_title": {"de": "Wer, wie oft", "en": "Who, how often"},
+        "dpo_all_entries": {"de": "Alle Einträge", "en": "All entries"},
+        "dpo_col_count": {"de": "Zugriffe", "en": "Accesses"},
+        "dpo_col_first": {"de": "Erster", "en": "First"},
+        "dpo_col_last": {"de": "Letzter", "en": "Last"},
         "dpo_col_service": {"de": "Dienst", "en": "Service"},
         "dpo_col_who": {"de": "Wer", "en": "Who"},
         "dpo_col_role": {"de": "Rolle", "en": "Role"},
@@ -185,6 +190,22 @@ def _when(at: str) -> str:
     return moment.astimezone(LOCAL).strftime("%d.%m.%Y %H:%M:%S")
 
 
+def _who(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each actor once, with how often, where and when: the answer to "who accessed" at a glance
+    (the entries are newest first)."""
+    actors: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        actor = actors.setdefault(
+            entry["actor_id"],
+            {"actor_id": entry["actor_id"], "roles": entry["roles"], "count": 0, "services": [], "last": entry["when"]},
+        )
+        actor["count"] += 1
+        actor["first"] = entry["when"]
+        if entry["service"] not in actor["services"]:
+            actor["services"].append(entry["service"])
+    return sorted(actors.values(), key=lambda actor: -actor["count"])
+
+
 def _uuid(text: str) -> str | None:
     try:
         return str(UUID(text.strip()))
@@ -207,6 +228,7 @@ def router(web: WebApp) -> APIRouter:
         trail = None
         errors: dict[str, str] = {}
         names: dict[str, str] = {}
+        actors: list[dict[str, Any]] = []
         if client_id or actor_id:
             params: dict[str, Any] = {"limit": TRAIL_LIMIT}
             if client_id:
@@ -226,6 +248,7 @@ def router(web: WebApp) -> APIRouter:
                 names = {member["staff_id"]: member["display_name"] for member in staff}
                 for entry in trail["entries"]:
                     entry["when"] = _when(entry["at"])
+                actors = _who(trail["entries"])
         return web.pages.render(
             request,
             visitor,
@@ -235,6 +258,7 @@ def router(web: WebApp) -> APIRouter:
             actor_id=actor_id,
             trail=trail,
             names=names,
+            actors=actors,
             errors=errors,
             fields=[CLIENT_FIELD, ACTOR_FIELD],
             client_field=CLIENT_FIELD,

@@ -9,14 +9,18 @@ visitor's own token: what the role may not see is not there."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException
 
 from web.backend import Refused, ServiceDown
 from web.texts import register
+from web.ui import checked_form
 
 if TYPE_CHECKING:
     from web.app import WebApp
@@ -57,6 +61,16 @@ register(
         "start_col_sent": {"de": "Gesendet", "en": "Sent"},
         "start_col_due": {"de": "Antwort fällig", "en": "Answer due"},
         "start_col_why": {"de": "Warum", "en": "Why"},
+        "start_col_done": {"de": "Erledigt?", "en": "Dealt with?"},
+        "start_dismiss": {"de": "Erledigt", "en": "Dealt with"},
+        "start_dismiss_named": {
+            "de": "Überweisung für {name} als erledigt markieren",
+            "en": "Mark the referral for {name} as dealt with",
+        },
+        "start_done_dismissed": {
+            "de": "Als erledigt markiert: Die Überweisung steht nicht mehr auf der Liste.",
+            "en": "Marked as dealt with: the referral is off the list.",
+        },
         "start_col_handover_due": {"de": "Fällig seit", "en": "Due since"},
         "start_open_case": {"de": "Fall öffnen", "en": "Open case"},
         "start_open_case_of": {"de": "Fall öffnen: {name}", "en": "Open case: {name}"},
@@ -102,13 +116,16 @@ register(
 CASE_WORK = {"case_manager", "office_lead"}
 REPORT_FORMATS = ("xlsx", "csv", "json")
 MY_CASES_SHOWN = 50
+DONE = {"dismissed"}
+# What the case manager can mark as dealt with; an answer still awaited stays until it comes.
+DISMISSABLE = {"declined", "expired"}
 
 
 def router(web: WebApp) -> APIRouter:
     pages = APIRouter(include_in_schema=False)
 
     @pages.get("/", response_class=HTMLResponse)
-    async def start(request: Request) -> HTMLResponse:
+    async def start(request: Request, done: str | None = None) -> HTMLResponse:
         visitor = await web.visitor(request)
         work = {"offices": _office_hours(web, visitor)}
         if visitor.has(*CASE_WORK):
@@ -139,7 +156,27 @@ def router(web: WebApp) -> APIRouter:
             weekday_key=f"start_weekday_{today.weekday()}",
             report_years=[today.year - 1, today.year],
             report_formats=REPORT_FORMATS,
+            done=done if done in DONE else None,
+            dismissable=DISMISSABLE,
+            day=_day,
         )
+
+    @pages.post("/start/referrals/{referral_id}/dismiss")
+    async def dismiss(request: Request, referral_id: str) -> RedirectResponse:
+        """A declined or expired referral followed up: off the list (referrals decides who may)."""
+        visitor = await web.visitor(request)
+        await checked_form(request, visitor)
+        try:
+            referral_id = str(UUID(referral_id))
+        except ValueError:
+            raise HTTPException(404) from None
+        try:
+            await web.backend.post(visitor, "referrals", f"/referrals/{referral_id}/dismiss")
+        except Refused as refused:
+            # Sent twice (a double click): the first one did it.
+            if refused.code != "referral_already_dismissed":
+                raise
+        return RedirectResponse("/?done=dismissed", status_code=303)
 
     @pages.get("/reports/{name}/download")
     async def download_report(request: Request, name: str, year: int, format: str = "xlsx") -> Response:
@@ -196,14 +233,41 @@ async def _case_work(web: WebApp, visitor: Visitor) -> dict[str, Any]:
     referrals = [referral for answer in rest[: len(scopes)] for referral in answer]
     handovers = [case for answer in rest[len(scopes) :] for case in answer["items"]]
     cases = mine["items"]
-    names = await _names(web, visitor, [row["client_id"] for row in [*cases, *referrals, *handovers]])
+    label = "label_de" if visitor.language == "de" else "label_en"
+    names, agencies, topics = await asyncio.gather(
+        _names(web, visitor, [row["client_id"] for row in [*cases, *referrals, *handovers]]),
+        _labels(
+            lambda: web.backend.get(visitor, "referrals", "/agencies", params={"include_inactive": "true"}), referrals
+        ),
+        _labels(lambda: web.backend.get(visitor, "cases", "/topics"), referrals),
+    )
     return {
+        "agencies": {agency["agency_id"]: agency["name"] for agency in agencies},
+        "topics": {topic["code"]: topic[label] for topic in topics},
         "cases": cases,
         "more_cases": mine.get("next_cursor") is not None,
         "referrals": referrals,
         "handovers": handovers,
         "names": names,
     }
+
+
+async def _labels(ask: Callable[[], Awaitable[list[Any]]], needed: list[Any]) -> list[Any]:
+    """Reference data to label rows with (agency and topic names), asked only when there are
+    rows; without it the rows show the codes."""
+    if not needed:
+        return []
+    try:
+        return await ask()
+    except (Refused, ServiceDown):
+        return []
+
+
+def _day(value: str | None) -> str:
+    """An ISO date or timestamp as the German day (dd.mm.yyyy), used in both languages."""
+    if not value:
+        return ""
+    return date.fromisoformat(value[:10]).strftime("%d.%m.%Y")
 
 
 async def _names(web: WebApp, visitor: Visitor, client_ids: list[str]) -> dict[str, str]:
