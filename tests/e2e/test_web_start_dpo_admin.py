@@ -244,6 +244,31 @@ async def test_the_admin_changes_opening_hours_that_the_offices_case_managers_se
     manager = await person_of("staff-rheinhausen-1", web)
     assert hours in await manager.get_by_test_id("office-hours").inner_text()
 
+    # A new partner agency through the form (its field errors first), then deactivated and activated.
+    agency_id = f"web-test-{uuid.uuid4().hex[:6]}"
+    await admin.goto(f"{web}/admin/agencies/new")
+    await admin.get_by_label("Kennung der Partnerstelle").fill(agency_id)
+    await admin.get_by_label("Name").fill("Beratungsstelle Test")
+    await admin.get_by_label("Antwortfrist (Tage)").fill("99")
+    await admin.get_by_role("button", name="Speichern").click()
+    summary = admin.get_by_role("alert")
+    assert await summary.locator('a[href="#f-response_days"]').count() == 1
+    assert await summary.locator('a[href="#f-topics"]').count() == 1  # at least one topic
+    assert await serious_accessibility_problems(admin) == []
+    await admin.get_by_label("Antwortfrist (Tage)").fill("10")
+    await admin.get_by_label("Art der Stelle").select_option("welfare_organisation")
+    await admin.get_by_label("Kanal").select_option("inbox")
+    await admin.get_by_label("Schulden (debts)").check()
+    await admin.get_by_role("button", name="Speichern").click()
+    await admin.wait_for_url(f"{web}/admin/agencies?saved={agency_id}")
+    row = admin.locator(f'tr[data-id="{agency_id}"]')
+    assert "aktiv" in await row.inner_text()
+    await row.get_by_role("button", name="Beratungsstelle Test deaktivieren").click()
+    assert "ist deaktiviert" in await admin.get_by_role("status").inner_text()
+    assert "deaktiviert" in await admin.locator(f'tr[data-id="{agency_id}"]').inner_text()
+    await admin.locator(f'tr[data-id="{agency_id}"]').get_by_role("button", name="aktivieren").click()
+    assert "wieder aktiv" in await admin.get_by_role("status").inner_text()
+
     # The other lists open, each with its entries.
     for section, expected in (
         ("staff", "staff-rheinhausen-1"),
