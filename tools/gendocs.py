@@ -54,11 +54,12 @@ def events_markdown() -> str:
 
 
 def configuration_markdown() -> str:
+    from web.settings import WebSettings
+
     from cases.settings import CasesSettings
     from intake.settings import IntakeSettings
     from referrals.settings import ReferralsSettings
     from stats.settings import StatsSettings
-    from web.settings import WebSettings
 
     lines = [
         "# Configuration",

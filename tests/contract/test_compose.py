@@ -20,13 +20,13 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 from pydantic import TypeAdapter, ValidationError
+from web.settings import WebSettings
 
 from cases.settings import CasesSettings
 from intake.settings import IntakeSettings
 from knotenpunkt.settings import ENV_PREFIX, ServiceSettings
 from referrals.settings import ReferralsSettings
 from stats.settings import StatsSettings
-from web.settings import WebSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
