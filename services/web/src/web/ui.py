@@ -9,7 +9,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import json
+import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +36,26 @@ NAVIGATION = [
     ("nav_audit", "/audit", {"data_protection_officer"}),
     ("nav_admin", "/admin", {"admin"}),
 ]
+
+
+# Namespace of the Idempotency-Keys derived from a form's id and what it sends.
+FORM_KEYS = uuid.UUID("5b0c7f2e-3c55-4a8e-9d61-0f3f2f9b6a10")
+
+
+def form_id(form: FormData) -> str:
+    """The form's own id (hidden field `form_id`), kept across re-displays; a fresh one when it is
+    missing or not an id (then a double click may not be recognised, but nothing breaks)."""
+    try:
+        return str(uuid.UUID(str(form.get("form_id", ""))))
+    except ValueError:
+        return str(uuid.uuid4())
+
+
+def idempotency_key(form: str, body: Mapping[str, Any]) -> str:
+    """The Idempotency-Key of one submission of a form: the same form sent twice with the same
+    content (a double click) is one request; corrected content after a refusal is a new one."""
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+    return str(uuid.uuid5(FORM_KEYS, f"{form}:{digest}"))
 
 
 class FormRejected(Exception):

@@ -30,7 +30,7 @@ from knotenpunkt.i18n import message
 from knotenpunkt.policy import Action, permitted
 from web.backend import Refused
 from web.texts import register, translate
-from web.ui import checked_form
+from web.ui import checked_form, form_id, idempotency_key
 
 if TYPE_CHECKING:
     from web.app import WebApp
@@ -543,10 +543,12 @@ def router(web: WebApp) -> APIRouter:
         if refusal := forbidden_unless(web, request, visitor, Action.REFERENCE_WRITE):
             return refusal
         shown, body = _posted(TOPIC_FIELDS, form)
-        form_id = str(form.get("form_id") or uuid.uuid4())
+        this_form = form_id(form)
         try:
             # The form's own id: the same form sent twice is one topic.
-            await web.backend.post(visitor, "cases", "/topics", json=body, headers={"Idempotency-Key": form_id})
+            await web.backend.post(
+                visitor, "cases", "/topics", json=body, headers={"Idempotency-Key": idempotency_key(this_form, body)}
+            )
         except Refused as refused:
             if refused.status >= 500 or refused.status in (401, 403):
                 raise

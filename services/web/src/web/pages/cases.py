@@ -11,8 +11,6 @@ Nothing personal is logged here.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
 from collections.abc import Mapping
 from datetime import date, datetime
@@ -28,14 +26,12 @@ from starlette.datastructures import FormData
 from knotenpunkt.events import AgencyKind, ConsultationMode, ServiceLine
 from web.backend import Refused
 from web.texts import register
-from web.ui import checked_form
+from web.ui import checked_form, form_id, idempotency_key
 from web.visitor import Visitor
 
 if TYPE_CHECKING:
     from web.app import WebApp
 
-# Namespace of the Idempotency-Keys derived from a form's id and what it sends.
-KEY_NAMESPACE = uuid.UUID("5b0c7f2e-3c55-4a8e-9d61-0f3f2f9b6a10")
 PAGE_SIZE = 25
 CITY_TIME = ZoneInfo("Europe/Berlin")
 NEED_CAUSES = ("no_agency", "no_capacity")
@@ -650,7 +646,7 @@ async def _change(
     if if_match and version.isdigit():
         headers["If-Match"] = f'"{version}"'
     if idempotent:
-        headers["Idempotency-Key"] = _key(_form_id(form), body)
+        headers["Idempotency-Key"] = idempotency_key(form_id(form), body)
     response = await web.backend.call(visitor, service, method, path, json=body, headers=headers)
     if response.status_code < 400:
         target = f"/cases/{case_id}?done={done}"
@@ -818,17 +814,9 @@ async def _referrals(web: WebApp, visitor: Visitor, case_id: UUID, known: list[d
 
 
 async def _names(web: WebApp, visitor: Visitor, client_ids: list[str]) -> tuple[dict[str, dict], bool]:
-    """The names of a page of cases in one call to intake; none (and say so) when intake does
-    not give them."""
-    if not client_ids:
-        return {}, False
-    try:
-        found = await web.backend.post(
-            visitor, "intake", "/clients/names", json={"client_ids": list(dict.fromkeys(client_ids))}
-        )
-    except Refused:
-        return {}, True
-    return {person["client_id"]: person for person in found}, False
+    """The names of a page of cases, and whether intake withheld them (the page says so)."""
+    found = await web.backend.person_names(visitor, client_ids)
+    return (found or {}), found is None
 
 
 async def _staff_names(web: WebApp, visitor: Visitor) -> dict[str, str]:
@@ -902,21 +890,6 @@ def _number(value: object) -> int | str | None:
     if not text:
         return None
     return int(text) if text.isdigit() else text
-
-
-def _form_id(form: FormData) -> str:
-    """The form's hidden id; a fresh one when it is missing or not an id (then no replay)."""
-    try:
-        return str(UUID(str(form.get("form_id", ""))))
-    except ValueError:
-        return str(uuid.uuid4())
-
-
-def _key(form_id: str, body: Mapping[str, Any]) -> str:
-    """The Idempotency-Key of one submission of a form: the same form sent twice with the same
-    content is one request; changed content is another."""
-    digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
-    return str(uuid.uuid5(KEY_NAMESPACE, f"{form_id}:{digest}"))
 
 
 def _labels(topics: list[dict], language: str) -> dict[str, str]:

@@ -10,8 +10,6 @@ with POST, never in a URL (URLs end in access logs); nothing personal is logged 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import uuid
 from collections.abc import Mapping
 from datetime import date
@@ -25,7 +23,7 @@ from starlette.datastructures import FormData
 from knotenpunkt.events import AccessRoute, AgencyKind, ConsentPurpose, DataCategory, Gender
 from web.backend import Refused, ServiceDown
 from web.texts import register
-from web.ui import checked_form
+from web.ui import checked_form, form_id, idempotency_key
 from web.visitor import Visitor
 
 if TYPE_CHECKING:
@@ -63,8 +61,6 @@ FIELD_OF_CODE = {
 }
 # Who sees cases (the cases service decides which ones).
 CASE_ROLES = ("case_manager", "office_lead")
-# Namespace of the Idempotency-Keys derived from a form's id and what it sends.
-KEY_NAMESPACE = uuid.UUID("6f1c9b52-3a57-4a8e-9a43-5d0b6f8f2c11")
 
 register(
     {
@@ -329,7 +325,7 @@ def router(web: WebApp) -> APIRouter:
             values.update(form_id=str(uuid.uuid4()), gender="not_stated", residence_status="unknown")
             return _register_page(web, request, visitor, choices, values)
         values = _record_values(form)
-        values["form_id"] = _form_id(form)
+        values["form_id"] = form_id(form)
         values["office_id"] = str(form.get("office_id", "")).strip()
         if not values["office_id"] and len(choices["own_offices"]) == 1:
             values["office_id"] = choices["own_offices"][0][0]
@@ -338,7 +334,12 @@ def router(web: WebApp) -> APIRouter:
         if form.get("confirm_new"):
             body["confirm_new"] = True
         answer = await web.backend.call(
-            visitor, "intake", "POST", "/clients", json=body, headers={"Idempotency-Key": _key(values["form_id"], body)}
+            visitor,
+            "intake",
+            "POST",
+            "/clients",
+            json=body,
+            headers={"Idempotency-Key": idempotency_key(values["form_id"], body)},
         )
         if answer.status_code == 201:
             client_id = answer.json()["client_id"]
@@ -414,7 +415,7 @@ def router(web: WebApp) -> APIRouter:
         form = await checked_form(request, visitor)
         values = _texts(form, ("purpose", "recipient", "text_version", "given_on", "valid_until"))
         values["data_categories"] = [str(category) for category in form.getlist("data_categories")]
-        values["form_id"] = _form_id(form)
+        values["form_id"] = form_id(form)
         body: dict[str, Any] = {
             "purpose": values["purpose"],
             "data_categories": values["data_categories"],
@@ -433,7 +434,7 @@ def router(web: WebApp) -> APIRouter:
             "POST",
             f"/clients/{client_id}/consents",
             json=body,
-            headers={"Idempotency-Key": _key(values["form_id"], body)},
+            headers={"Idempotency-Key": idempotency_key(values["form_id"], body)},
         )
         if answer.status_code == 201:
             return RedirectResponse(f"/persons/{client_id}?done=consent#consents", status_code=303)
@@ -629,22 +630,6 @@ async def _choices(web: WebApp, visitor: Visitor) -> dict[str, Any]:
 
 def _texts(form: FormData, names: tuple[str, ...]) -> dict[str, str]:
     return {name: str(form.get(name, "")).strip() for name in names}
-
-
-def _form_id(form: FormData) -> str:
-    """The form's own id (hidden field), kept across re-displays; a fresh one if it is missing
-    or not an id (then a double click may not be recognised, but nothing breaks)."""
-    try:
-        return str(UUID(str(form.get("form_id", ""))))
-    except ValueError:
-        return str(uuid.uuid4())
-
-
-def _key(form_id: str, body: Mapping[str, Any]) -> str:
-    """The Idempotency-Key of one submission of a form: the same form sent twice with the same
-    content (a double click) is one request; corrected content after a refusal is a new one."""
-    digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
-    return str(uuid.uuid5(KEY_NAMESPACE, f"{form_id}:{digest}"))
 
 
 def _split(text: str) -> list[str]:

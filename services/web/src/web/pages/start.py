@@ -271,19 +271,10 @@ def _day(value: str | None) -> str:
 
 
 async def _names(web: WebApp, visitor: Visitor, client_ids: list[str]) -> dict[str, str]:
-    """The persons' names in one call (intake `POST /clients/names`; a POST so that no name or
-    id list ends up in an access log). Without it the rows show a short pseudonymous id."""
-    wanted = list(dict.fromkeys(client_ids))
-    if not wanted:
-        return {}
-    try:
-        found = await web.backend.post(visitor, "intake", "/clients/names", json={"client_ids": wanted})
-    except Refused:
-        return {}
+    """Each person as "Family, Given (year)"; without intake's answer the rows show a short
+    pseudonymous id."""
     names = {}
-    for person in found or []:
+    for client_id, person in ((await web.backend.person_names(visitor, client_ids)) or {}).items():
         name = ", ".join(part for part in (person.get("family_name"), person.get("given_name")) if part)
-        if person.get("birth_year"):
-            name = f"{name} ({person['birth_year']})"
-        names[str(person["client_id"])] = name
+        names[client_id] = f"{name} ({person['birth_year']})" if person.get("birth_year") else name
     return names
